@@ -1,0 +1,1 @@
+"""Small pieces shared by the services: database engines, gRPC server setup, ids."""

@@ -1,0 +1,59 @@
+"""gRPC server setup shared by auth and membership.
+
+Every server gets the stock health service (each service name reported
+SERVING) and server reflection, so other backends can call us with generic
+tooling (grpcurl, reflection clients) and no copy of our stubs.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+__all__ = ["create_grpc_server", "serve_until_signalled"]
+
+
+def create_grpc_server(
+    address: str,
+    *,
+    add_servicers: Callable[[grpc.Server], None],
+    service_names: Sequence[str],
+    max_workers: int,
+) -> tuple[grpc.Server, int]:
+    """A started-but-not-running server bound to ``address``; returns it and the bound port.
+
+    ``address`` may use port 0 (tests): the returned port is the real one.
+    Raises ``OSError`` when the address cannot be bound.
+    """
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    add_servicers(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *service_names):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return server, port
+
+
+def serve_until_signalled(server: grpc.Server, *, grace_secs: float) -> None:
+    """Start ``server`` and block until SIGINT/SIGTERM, then stop it gracefully."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    stop.wait()
+    server.stop(grace_secs).wait()

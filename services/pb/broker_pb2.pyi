@@ -1,0 +1,170 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GatewayRequest(_message.Message):
+    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    OPEN_SESSION_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_SESSION_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    hello: Hello
+    open_session: OpenSession
+    close_session: CloseSession
+    post: Post
+    membership_change: MembershipChange
+    sync: Sync
+    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ...) -> None: ...
+
+class Hello(_message.Message):
+    __slots__ = ("gateway_id",)
+    GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
+    gateway_id: str
+    def __init__(self, gateway_id: _Optional[str] = ...) -> None: ...
+
+class Person(_message.Message):
+    __slots__ = ("id", "username", "display_name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    username: str
+    display_name: str
+    def __init__(self, id: _Optional[str] = ..., username: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class OpenSession(_message.Message):
+    __slots__ = ("session_id", "account", "group_ids")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    account: Person
+    group_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., account: _Optional[_Union[Person, _Mapping]] = ..., group_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CloseSession(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class Post(_message.Message):
+    __slots__ = ("session_id", "group_id", "text")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    group_id: str
+    text: str
+    def __init__(self, session_id: _Optional[str] = ..., group_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class MembershipChange(_message.Message):
+    __slots__ = ("account_id", "group", "joined")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    group: GroupRef
+    joined: bool
+    def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...
+
+class GroupRef(_message.Message):
+    __slots__ = ("id", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Sync(_message.Message):
+    __slots__ = ("nonce",)
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    nonce: bytes
+    def __init__(self, nonce: _Optional[bytes] = ...) -> None: ...
+
+class BrokerReply(_message.Message):
+    __slots__ = ("request_id", "welcome", "done", "posted", "failure")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    POSTED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    welcome: Welcome
+    done: Done
+    posted: Posted
+    failure: Failure
+    def __init__(self, request_id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., posted: _Optional[_Union[Posted, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("broker_id",)
+    BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    broker_id: str
+    def __init__(self, broker_id: _Optional[str] = ...) -> None: ...
+
+class Done(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Posted(_message.Message):
+    __slots__ = ("group_id", "seq", "ts_ms")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TS_MS_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    seq: int
+    ts_ms: int
+    def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ...) -> None: ...
+
+class Failure(_message.Message):
+    __slots__ = ("code", "message")
+    class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CODE_UNSPECIFIED: _ClassVar[Failure.Code]
+        BAD_REQUEST: _ClassVar[Failure.Code]
+        NOT_MEMBER: _ClassVar[Failure.Code]
+        UNKNOWN_SESSION: _ClassVar[Failure.Code]
+        UNKNOWN_GATEWAY: _ClassVar[Failure.Code]
+    CODE_UNSPECIFIED: Failure.Code
+    BAD_REQUEST: Failure.Code
+    NOT_MEMBER: Failure.Code
+    UNKNOWN_SESSION: Failure.Code
+    UNKNOWN_GATEWAY: Failure.Code
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: Failure.Code
+    message: str
+    def __init__(self, code: _Optional[_Union[Failure.Code, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("group_id", "seq", "ts_ms", "sender", "text")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TS_MS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    seq: int
+    ts_ms: int
+    sender: Person
+    text: str
+    def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ..., sender: _Optional[_Union[Person, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class MembershipEvent(_message.Message):
+    __slots__ = ("account_id", "group", "joined")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    group: GroupRef
+    joined: bool
+    def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...

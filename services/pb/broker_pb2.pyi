@@ -106,10 +106,12 @@ class BrokerReply(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., posted: _Optional[_Union[Posted, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("broker_id",)
+    __slots__ = ("broker_id", "fresh")
     BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FIELD_NUMBER: _ClassVar[int]
     broker_id: str
-    def __init__(self, broker_id: _Optional[str] = ...) -> None: ...
+    fresh: bool
+    def __init__(self, broker_id: _Optional[str] = ..., fresh: _Optional[bool] = ...) -> None: ...
 
 class Done(_message.Message):
     __slots__ = ()

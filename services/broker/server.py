@@ -1,0 +1,117 @@
+"""The ZeroMQ driver: receive, hand to the core, send what the core returns.
+
+One thread, one poller, two sockets: ROUTER (gateways' DEALERs) and XPUB
+(gateways' SUBs; XPUB rather than PUB so the subscription barrier can see
+subscriptions). Subscriptions are drained before requests in each round, so a
+Sync whose marker is already queued is answered without waiting a round.
+
+Fan-out policy at the socket: each Delivery is sent once; ZeroMQ copies it to
+each subscribed gateway's pipe. A gateway whose pipe is at the high-water mark
+(``pub_hwm_msgs``) loses messages instead of stalling everyone else (PUB never
+blocks); gateways are on the same LAN and read in a dedicated loop, so the
+bound is generous.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import zmq
+
+from .core import BrokerCore, Publish
+
+__all__ = ["BrokerServer", "zmq_endpoint"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000  # messages drained from one socket per poll round, so neither starves
+
+
+def zmq_endpoint(endpoint: str) -> str:
+    """Accept tcp://host:0 for "any free port" (ZeroMQ spells it tcp://host:*)."""
+    return endpoint[:-2] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
+
+
+class BrokerServer:
+    def __init__(
+        self,
+        core: BrokerCore,
+        *,
+        router_endpoint: str,
+        pub_endpoint: str,
+        pub_hwm_msgs: int,
+        tick_secs: float,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.core = core
+        self._tick_secs = tick_secs
+        self._context = context or zmq.Context.instance()
+        self.router = self._context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting gateway keeps its identity
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.xpub = self._context.socket(zmq.XPUB)
+        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.xpub.setsockopt(zmq.SNDHWM, pub_hwm_msgs)
+        self.xpub.setsockopt(zmq.LINGER, 0)
+        self._router_endpoint = router_endpoint
+        self._pub_endpoint = pub_endpoint
+
+    def bind(self) -> tuple[str, str]:
+        """Bind both sockets; returns the real endpoints (useful with port 0)."""
+        self.router.bind(zmq_endpoint(self._router_endpoint))
+        self.xpub.bind(zmq_endpoint(self._pub_endpoint))
+        return (
+            self.router.getsockopt_string(zmq.LAST_ENDPOINT),
+            self.xpub.getsockopt_string(zmq.LAST_ENDPOINT),
+        )
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.xpub, zmq.POLLIN)
+        next_tick = time.monotonic() + self._tick_secs
+        timeout_ms = int(self._tick_secs * 1000)
+        while not should_stop():
+            ready = dict(poller.poll(timeout_ms))
+            if self.xpub in ready:
+                self._drain_subscriptions()
+            if self.router in ready:
+                self._drain_requests()
+            if time.monotonic() >= next_tick:
+                self._send(self.core.tick())
+                next_tick = time.monotonic() + self._tick_secs
+
+    def close(self) -> None:
+        self.router.close()
+        self.xpub.close()
+
+    def _drain_subscriptions(self) -> None:
+        for _ in range(MAX_BATCH):
+            try:
+                message = self.xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._send(self.core.handle_subscription(message))
+
+    def _drain_requests(self) -> None:
+        for _ in range(MAX_BATCH):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:  # [identity, payload]; anything else is not ours
+                log.warning("dropped a ROUTER message of %d frames", len(frames))
+                continue
+            self._send(self.core.handle_request(frames[0], frames[1]))
+
+    def _send(self, outputs) -> None:
+        for out in outputs:
+            try:
+                if isinstance(out, Publish):
+                    self.xpub.send_multipart((out.topic, out.payload), zmq.NOBLOCK)
+                else:
+                    self.router.send_multipart((out.identity, out.payload), zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("dropped an outgoing message: peer at its high-water mark")

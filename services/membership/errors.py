@@ -1,0 +1,74 @@
+"""What can go wrong in the membership service, split by whose fault it is.
+
+    MembershipError
+    ├── CallerError                 the request cannot succeed as sent
+    │   ├── InvalidInput            -> INVALID_ARGUMENT  (bad name, bad id, bad limit)
+    │   ├── GroupNotFound           -> NOT_FOUND
+    │   ├── GroupNameTaken          -> ALREADY_EXISTS    (names are unique ignoring case)
+    │   └── LimitReached            -> FAILED_PRECONDITION
+    │       ├── GroupFull           ("group has reached N members")
+    │       └── TooManyGroups       ("an account may join at most N groups")
+    └── StorageUnavailable          -> UNAVAILABLE       (our side: the database; retryable)
+
+The store raises these; the servicer maps them to a gRPC status in one place.
+Messages are written for the person at the other end, so they never include
+SQL or driver text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MembershipError",
+    "CallerError",
+    "InvalidInput",
+    "GroupNotFound",
+    "GroupNameTaken",
+    "LimitReached",
+    "GroupFull",
+    "TooManyGroups",
+    "StorageUnavailable",
+]
+
+
+class MembershipError(Exception):
+    """Base of every error the membership service reports on purpose."""
+
+
+class CallerError(MembershipError):
+    """The caller asked for something that cannot be done; retrying the same request won't help."""
+
+
+class InvalidInput(CallerError):
+    """A field is malformed (empty, too long, forbidden characters, out of range)."""
+
+
+class GroupNotFound(CallerError):
+    def __init__(self, group_id: str) -> None:
+        super().__init__(f"no group with id {group_id!r}")
+        self.group_id = group_id
+
+
+class GroupNameTaken(CallerError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a group named {name!r} already exists")
+        self.name = name
+
+
+class LimitReached(CallerError):
+    """A configured size limit would be exceeded."""
+
+
+class GroupFull(LimitReached):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"group has reached {limit} members")
+        self.limit = limit
+
+
+class TooManyGroups(LimitReached):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an account may join at most {limit} groups")
+        self.limit = limit
+
+
+class StorageUnavailable(MembershipError):
+    """The database could not be reached or is locked; the request may succeed later."""

@@ -1,0 +1,62 @@
+"""The membership process: open the database, bind, serve until SIGINT/SIGTERM.
+
+Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
+opened, 2 for a bad database URL or an address that cannot be bound.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from chorus.common.config import parse_host_port
+from chorus.common.db import create_db_engine
+from chorus.common.grpcserver import serve_until_signalled
+from chorus.membership.config import Settings
+from chorus.membership.server import create_server
+from chorus.membership.storage import MembershipStore, create_tables
+
+__all__ = ["run"]
+
+
+def run(settings: Settings) -> int:
+    try:
+        engine = create_db_engine(settings.database_url)
+    except ValueError as exc:
+        return _fail(str(exc), code=2)
+    try:
+        create_tables(engine)
+        store = MembershipStore(
+            engine,
+            max_members_per_group=settings.max_members_per_group,
+            max_groups_per_account=settings.max_groups_per_account,
+        )
+        try:
+            server, port = create_server(settings.listen, store, settings)
+        except OSError as exc:
+            return _fail(str(exc), code=2)
+        host, _ = parse_host_port(settings.listen, name="listen")
+        # The socket is bound and listening from here on; connections queue until start.
+        print(f"membership listening on {_join_host_port(host, port)}", file=sys.stderr, flush=True)
+        serve_until_signalled(server, grace_secs=settings.grace_secs)
+        return 0
+    except OperationalError as exc:
+        return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)
+    finally:
+        engine.dispose()
+
+
+def _fail(message: str, *, code: int) -> int:
+    print(f"membership: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _safe(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,101 @@
+"""The Membership gRPC service: protobuf in, store call, protobuf out.
+
+Validation and every rule live in the store; this module only converts, and
+maps the domain errors (see errors.py) to a gRPC status in one table.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import grpc
+
+from chorus.membership.errors import (
+    GroupNameTaken,
+    GroupNotFound,
+    InvalidInput,
+    LimitReached,
+    MembershipError,
+    StorageUnavailable,
+)
+from chorus.membership.storage import GroupInfo, MembershipStore
+from chorus.membership.validation import page_size
+from chorus.pb import membership_pb2 as pb
+from chorus.pb import membership_pb2_grpc as pb_grpc
+
+__all__ = ["MembershipServicer", "DEFAULT_DIRECTORY_PAGE_SIZE", "MAX_DIRECTORY_PAGE_SIZE", "status_for"]
+
+DEFAULT_DIRECTORY_PAGE_SIZE = 200  # ListGroups with limit 0
+MAX_DIRECTORY_PAGE_SIZE = 1000  # larger limits are capped, not refused
+
+# Looked up along the exception's MRO, so GroupFull and TooManyGroups share LimitReached's status.
+_STATUS_BY_ERROR: dict[type[MembershipError], grpc.StatusCode] = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    GroupNotFound: grpc.StatusCode.NOT_FOUND,
+    GroupNameTaken: grpc.StatusCode.ALREADY_EXISTS,
+    LimitReached: grpc.StatusCode.FAILED_PRECONDITION,
+    StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_for(error: MembershipError) -> grpc.StatusCode:
+    """The status for ``error``: its own class's entry, else its nearest ancestor's, else INTERNAL."""
+    for cls in type(error).__mro__:
+        if cls in _STATUS_BY_ERROR:
+            return _STATUS_BY_ERROR[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def _reports_errors(method):
+    """Abort the call with the mapped status when the handler raises a MembershipError."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context: grpc.ServicerContext):
+        try:
+            return method(self, request, context)
+        except MembershipError as error:
+            context.abort(status_for(error), str(error))
+
+    return wrapper
+
+
+def _group(info: GroupInfo) -> pb.Group:
+    return pb.Group(id=info.id, name=info.name, owner_id=info.owner_id, member_count=info.member_count)
+
+
+class MembershipServicer(pb_grpc.MembershipServicer):
+    def __init__(self, store: MembershipStore) -> None:
+        self._store = store
+
+    @_reports_errors
+    def CreateGroup(self, request: pb.CreateGroupRequest, context) -> pb.CreateGroupResponse:
+        info = self._store.create_group(request.owner_id, request.name)
+        return pb.CreateGroupResponse(group=_group(info))
+
+    @_reports_errors
+    def JoinGroup(self, request: pb.JoinGroupRequest, context) -> pb.JoinGroupResponse:
+        info, changed = self._store.join(request.group_id, request.account_id)
+        return pb.JoinGroupResponse(group=_group(info), changed=changed)
+
+    @_reports_errors
+    def LeaveGroup(self, request: pb.LeaveGroupRequest, context) -> pb.LeaveGroupResponse:
+        info, changed = self._store.leave(request.group_id, request.account_id)
+        return pb.LeaveGroupResponse(group=_group(info), changed=changed)
+
+    @_reports_errors
+    def ListUserGroups(self, request: pb.ListUserGroupsRequest, context) -> pb.ListUserGroupsResponse:
+        infos = self._store.groups_of(request.account_id)
+        return pb.ListUserGroupsResponse(groups=[_group(info) for info in infos])
+
+    @_reports_errors
+    def ListGroupMembers(self, request: pb.ListGroupMembersRequest, context) -> pb.ListGroupMembersResponse:
+        return pb.ListGroupMembersResponse(account_ids=self._store.members_of(request.group_id))
+
+    @_reports_errors
+    def ListGroups(self, request: pb.ListGroupsRequest, context) -> pb.ListGroupsResponse:
+        limit = page_size(request.limit, default=DEFAULT_DIRECTORY_PAGE_SIZE, maximum=MAX_DIRECTORY_PAGE_SIZE)
+        # proto3 strings have no "unset": an empty account_id means "no viewer".
+        entries = self._store.directory(request.account_id or None, limit)
+        return pb.ListGroupsResponse(
+            groups=[pb.DirectoryEntry(group=_group(info), joined=joined) for info, joined in entries]
+        )

@@ -1,0 +1,289 @@
+"""Groups and memberships in SQL (SQLite or PostgreSQL), behind a store that speaks plain values.
+
+Invariants:
+- The tables never leave this module: callers get frozen ``GroupInfo`` values.
+- A group's name is unique ignoring case: the unique index is on ``name_key``
+  (see validation.name_key), so two racing creates cannot both win.
+- An account is in a group at most once: (group_id, account_id) is the primary
+  key, so racing joins cannot duplicate a row; the loser is "already a member".
+- The owner joins in the same transaction that creates the group; owners may
+  leave later, and a group with no members stays in the directory.
+- ``member_count`` always comes from one grouped query per call, never one per group.
+- Limits are checked before the insert. On PostgreSQL the group row is locked
+  first, so members per group is exact; on SQLite (and for groups per account
+  everywhere) a burst of simultaneous joins can overshoot by the few that raced.
+  The limits guard against abuse, not billing, so that is accepted.
+- "Ordered by name" means by ``name_key`` in code-point order on both backends,
+  so the directory reads the same whatever the PostgreSQL server's locale.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, case, delete, func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlmodel import Field, Session, SQLModel, select
+
+from chorus.common.ids import new_id
+from chorus.membership.errors import (
+    GroupFull,
+    GroupNameTaken,
+    GroupNotFound,
+    InvalidInput,
+    StorageUnavailable,
+    TooManyGroups,
+)
+from chorus.membership.validation import (
+    DEFAULT_MAX_GROUPS_PER_ACCOUNT,
+    DEFAULT_MAX_MEMBERS_PER_GROUP,
+    MAX_GROUP_NAME_CHARS,
+    MAX_ID_CHARS,
+    check_id,
+    group_name,
+    name_key,
+)
+
+__all__ = ["GroupInfo", "MembershipStore", "create_tables"]
+
+_log = logging.getLogger(__name__)
+
+
+class GroupRow(SQLModel, table=True):
+    __tablename__ = "chat_groups"
+
+    id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    name: str = Field(max_length=MAX_GROUP_NAME_CHARS)
+    name_key: str = Field(unique=True)  # no max_length: casefold() may lengthen ("ß" -> "ss")
+    owner_id: str = Field(max_length=MAX_ID_CHARS)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class MembershipRow(SQLModel, table=True):
+    __tablename__ = "group_members"
+
+    # The primary key's leading column also serves lookups by group.
+    group_id: str = Field(
+        foreign_key="chat_groups.id", primary_key=True, ondelete="CASCADE", max_length=MAX_ID_CHARS
+    )
+    account_id: str = Field(primary_key=True, index=True, max_length=MAX_ID_CHARS)
+    joined_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+def create_tables(engine: Engine) -> None:
+    """Create this service's tables if missing (no migrations yet).
+
+    Only our two tables: SQLModel.metadata is shared by every service imported
+    into the process, and their tables belong in their own databases.
+    """
+    SQLModel.metadata.create_all(engine, tables=[GroupRow.__table__, MembershipRow.__table__])
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    id: str
+    name: str
+    owner_id: str
+    member_count: int
+
+
+def _database_errors(method):
+    """Turn "cannot reach / locked database" into StorageUnavailable; let bugs stay bugs."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (OperationalError, PoolTimeoutError) as exc:
+            _log.warning("membership database unavailable: %s", exc)
+            raise StorageUnavailable("the membership database is unavailable; try again") from exc
+
+    return wrapper
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_HEAD = (GroupRow.id, GroupRow.name, GroupRow.owner_id)  # what GroupInfo needs besides the count
+
+
+class MembershipStore:
+    """Every membership operation, each in its own transaction; safe to share between threads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_members_per_group: int = DEFAULT_MAX_MEMBERS_PER_GROUP,
+        max_groups_per_account: int = DEFAULT_MAX_GROUPS_PER_ACCOUNT,
+    ) -> None:
+        if max_members_per_group < 1 or max_groups_per_account < 1:
+            raise ValueError("membership limits must be >= 1 (the owner has to fit in the group)")
+        self._engine = engine
+        self._max_members_per_group = max_members_per_group
+        self._max_groups_per_account = max_groups_per_account
+        is_postgres = engine.dialect.name == "postgresql"
+        self._by_name = GroupRow.name_key.collate("C") if is_postgres else GroupRow.name_key
+
+    @_database_errors
+    def create_group(self, owner_id: str, name: str) -> GroupInfo:
+        """A new group named ``name`` with ``owner_id`` as its first member."""
+        owner_id = check_id(owner_id, field="owner_id")
+        name = group_name(name)
+        key = name_key(name)
+        group_id, now = new_id("g"), _now()
+        with Session(self._engine) as session:
+            self._check_account_room(session, owner_id)
+            try:
+                session.add(GroupRow(id=group_id, name=name, name_key=key, owner_id=owner_id, created_at=now))
+                session.flush()  # the group row must exist before the membership that points at it
+                session.add(MembershipRow(group_id=group_id, account_id=owner_id, joined_at=now))
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                taken = session.exec(select(GroupRow.id).where(GroupRow.name_key == key)).first()
+                if taken is not None:
+                    raise GroupNameTaken(name) from None
+                raise
+        return GroupInfo(id=group_id, name=name, owner_id=owner_id, member_count=1)
+
+    @_database_errors
+    def join(self, group_id: str, account_id: str) -> tuple[GroupInfo, bool]:
+        """Add ``account_id`` to the group; ``changed`` is False when it was already a member."""
+        group_id = check_id(group_id, field="group_id")
+        account_id = check_id(account_id, field="account_id")
+        with Session(self._engine) as session:
+            head = self._head(session, group_id, lock=True)
+            changed = False
+            if not self._is_member(session, group_id, account_id):
+                self._check_group_room(session, group_id)
+                self._check_account_room(session, account_id)
+                session.add(MembershipRow(group_id=group_id, account_id=account_id, joined_at=_now()))
+                try:
+                    session.commit()
+                    changed = True
+                except IntegrityError:
+                    # A simultaneous join of the same account won the primary key: already a member.
+                    session.rollback()
+            return self._info(session, head), changed
+
+    @_database_errors
+    def leave(self, group_id: str, account_id: str) -> tuple[GroupInfo, bool]:
+        """Remove ``account_id`` from the group; ``changed`` is False when it was not a member."""
+        group_id = check_id(group_id, field="group_id")
+        account_id = check_id(account_id, field="account_id")
+        with Session(self._engine) as session:
+            head = self._head(session, group_id, lock=True)
+            result = session.exec(
+                delete(MembershipRow).where(
+                    MembershipRow.group_id == group_id, MembershipRow.account_id == account_id
+                )
+            )
+            session.commit()
+            return self._info(session, head), result.rowcount > 0
+
+    @_database_errors
+    def get_group(self, group_id: str) -> GroupInfo:
+        group_id = check_id(group_id, field="group_id")
+        with Session(self._engine) as session:
+            head = self._head(session, group_id, lock=False)
+            return self._info(session, head)
+
+    @_database_errors
+    def groups_of(self, account_id: str) -> list[GroupInfo]:
+        """The groups ``account_id`` belongs to, ordered by name (empty for an unknown account)."""
+        account_id = check_id(account_id, field="account_id")
+        with Session(self._engine) as session:
+            heads = session.exec(
+                select(*_HEAD)
+                .join(MembershipRow, MembershipRow.group_id == GroupRow.id)
+                .where(MembershipRow.account_id == account_id)
+                .order_by(self._by_name)
+            ).all()
+            return [info for info, _ in self._summaries(session, heads, viewer=None)]
+
+    @_database_errors
+    def members_of(self, group_id: str) -> list[str]:
+        """The account ids in the group, in the order they joined."""
+        group_id = check_id(group_id, field="group_id")
+        with Session(self._engine) as session:
+            self._head(session, group_id, lock=False)
+            return list(
+                session.exec(
+                    select(MembershipRow.account_id)
+                    .where(MembershipRow.group_id == group_id)
+                    .order_by(MembershipRow.joined_at, MembershipRow.account_id)
+                ).all()
+            )
+
+    @_database_errors
+    def directory(self, account_id: str | None, limit: int) -> list[tuple[GroupInfo, bool]]:
+        """Up to ``limit`` groups ordered by name, each with whether ``account_id`` has joined it
+        (always False when ``account_id`` is None)."""
+        if account_id is not None:
+            account_id = check_id(account_id, field="account_id")
+        if limit < 1:
+            raise InvalidInput(f"limit must be >= 1, got {limit}")
+        with Session(self._engine) as session:
+            heads = session.exec(select(*_HEAD).order_by(self._by_name).limit(limit)).all()
+            return self._summaries(session, heads, viewer=account_id)
+
+    def _head(self, session: Session, group_id: str, *, lock: bool):
+        """The group's (id, name, owner_id); with ``lock``, held until the transaction ends
+        (PostgreSQL; SQLite has no row locks and serialises writers anyway)."""
+        query = select(*_HEAD).where(GroupRow.id == group_id)
+        if lock:
+            query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE: FK checks still pass
+        head = session.exec(query).first()
+        if head is None:
+            raise GroupNotFound(group_id)
+        return head
+
+    def _info(self, session: Session, head) -> GroupInfo:
+        return self._summaries(session, [head], viewer=None)[0][0]
+
+    def _summaries(
+        self, session: Session, heads: Sequence, *, viewer: str | None
+    ) -> list[tuple[GroupInfo, bool]]:
+        """``heads`` as GroupInfo in the same order, each with whether ``viewer`` is a member;
+        counts and flags come from a single grouped query."""
+        if not heads:
+            return []
+        columns = [MembershipRow.group_id, func.count()]
+        if viewer is not None:
+            columns.append(func.max(case((MembershipRow.account_id == viewer, 1), else_=0)))
+        rows = session.exec(
+            select(*columns)
+            .where(MembershipRow.group_id.in_([head.id for head in heads]))
+            .group_by(MembershipRow.group_id)
+        ).all()
+        counts = {row[0]: row[1] for row in rows}
+        joined = {row[0] for row in rows if viewer is not None and row[2]}
+        return [
+            (GroupInfo(head.id, head.name, head.owner_id, counts.get(head.id, 0)), head.id in joined)
+            for head in heads
+        ]
+
+    def _is_member(self, session: Session, group_id: str, account_id: str) -> bool:
+        return session.get(MembershipRow, (group_id, account_id)) is not None
+
+    def _check_group_room(self, session: Session, group_id: str) -> None:
+        count = session.exec(
+            select(func.count()).select_from(MembershipRow).where(MembershipRow.group_id == group_id)
+        ).one()
+        if count >= self._max_members_per_group:
+            raise GroupFull(self._max_members_per_group)
+
+    def _check_account_room(self, session: Session, account_id: str) -> None:
+        count = session.exec(
+            select(func.count()).select_from(MembershipRow).where(MembershipRow.account_id == account_id)
+        ).one()
+        if count >= self._max_groups_per_account:
+            raise TooManyGroups(self._max_groups_per_account)

@@ -1,0 +1,75 @@
+"""Pure input rules for groups and ids; no I/O, so everything here is tested without a database.
+
+Invariants the rest of the service relies on once a value has passed through here:
+- a group name is stripped, 1..MAX_GROUP_NAME_CHARS characters, with no control characters;
+- two names are "the same" exactly when their ``name_key`` is equal (case and
+  Unicode composition ignored), which is what the unique index is built on;
+- an id is 1..MAX_ID_CHARS printable characters (so no NUL, newline or other
+  control character can reach logs, topics or SQL parameters).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from chorus.membership.errors import InvalidInput
+
+__all__ = [
+    "MAX_GROUP_NAME_CHARS",
+    "MAX_ID_CHARS",
+    "DEFAULT_MAX_MEMBERS_PER_GROUP",
+    "DEFAULT_MAX_GROUPS_PER_ACCOUNT",
+    "group_name",
+    "name_key",
+    "check_id",
+    "page_size",
+]
+
+MAX_GROUP_NAME_CHARS = 64
+MAX_ID_CHARS = 64
+# Defaults for the two configurable limits (Settings and MembershipStore take the real values).
+DEFAULT_MAX_MEMBERS_PER_GROUP = 10_000
+DEFAULT_MAX_GROUPS_PER_ACCOUNT = 500
+
+
+def group_name(raw: str) -> str:
+    """``raw`` stripped of surrounding whitespace, or InvalidInput saying what is wrong."""
+    name = raw.strip()
+    if not name:
+        raise InvalidInput("group name must not be empty")
+    if len(name) > MAX_GROUP_NAME_CHARS:
+        raise InvalidInput(f"group name must be at most {MAX_GROUP_NAME_CHARS} characters, got {len(name)}")
+    # Cc covers NUL, tabs and newlines; format characters (Cf) stay allowed because
+    # emoji sequences need the zero-width joiner.
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise InvalidInput("group name must not contain control characters")
+    return name
+
+
+def name_key(name: str) -> str:
+    """The uniqueness key of a valid group name: "Chat", "CHAT" and "chat" share one key.
+
+    casefold() rather than lower() so that e.g. "STRASSE" and "straße" collide;
+    NFC so that a precomposed "é" and "e" + combining accent collide too.
+    """
+    return unicodedata.normalize("NFC", name.casefold())
+
+
+def check_id(raw: str, *, field: str) -> str:
+    """``raw`` unchanged when it is a usable opaque id, else InvalidInput naming ``field``."""
+    if not raw:
+        raise InvalidInput(f"{field} must not be empty")
+    if len(raw) > MAX_ID_CHARS:
+        raise InvalidInput(f"{field} must be at most {MAX_ID_CHARS} characters, got {len(raw)}")
+    if not raw.isprintable():  # False for NUL and every other control character
+        raise InvalidInput(f"{field} must contain only printable characters")
+    return raw
+
+
+def page_size(requested: int, *, default: int, maximum: int) -> int:
+    """How many entries to return: 0 means ``default``, above ``maximum`` is capped, negative is an error."""
+    if requested < 0:
+        raise InvalidInput(f"limit must be >= 0, got {requested}")
+    if requested == 0:
+        return default
+    return min(requested, maximum)

@@ -1,0 +1,106 @@
+"""Flags and environment -> Settings, with the documented precedence and error messages."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from chorus.membership.config import Settings, add_arguments, settings_from_args
+
+
+def settings_for(argv: list[str], env: dict[str, str]) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, env)
+    return settings_from_args(parser.parse_args(argv), env)
+
+
+@pytest.fixture
+def home(tmp_path):
+    return {"HOME": str(tmp_path)}
+
+
+def test_defaults_use_sqlite_in_the_users_data_dir(home, tmp_path):
+    settings = settings_for([], home)
+    expected_db = tmp_path / ".local" / "share" / "chorus" / "membership.db"
+    assert settings == Settings(database_url=f"sqlite:///{expected_db}")
+    assert (settings.listen, settings.max_members_per_group, settings.max_groups_per_account) == (
+        "127.0.0.1:50052",
+        10_000,
+        500,
+    )
+    assert (settings.max_workers, settings.grace_secs) == (16, 5)
+    assert expected_db.parent.is_dir()
+
+
+def test_data_dir_from_environment_or_flag(home, tmp_path):
+    from_env = settings_for([], {**home, "CHORUS_DATA_DIR": str(tmp_path / "env")})
+    assert from_env.database_url == f"sqlite:///{tmp_path / 'env' / 'membership.db'}"
+    argv = ["--data-dir", str(tmp_path / "flag")]
+    from_flag = settings_for(argv, {**home, "CHORUS_DATA_DIR": str(tmp_path / "ignored")})
+    assert from_flag.database_url == f"sqlite:///{tmp_path / 'flag' / 'membership.db'}"
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "expected"),
+    [
+        ({"DATABASE_URL": "postgresql://shared/db"}, [], "postgresql://shared/db"),
+        (
+            {"DATABASE_URL": "postgresql://shared/db", "CHORUS_MEMBERSHIP_DATABASE_URL": "postgresql://own/db"},
+            [],
+            "postgresql://own/db",
+        ),
+        (
+            {"CHORUS_MEMBERSHIP_DATABASE_URL": "postgresql://own/db"},
+            ["--database-url", "sqlite:///x.db"],
+            "sqlite:///x.db",
+        ),
+    ],
+)
+def test_database_url_precedence(home, env, argv, expected):
+    assert settings_for(argv, {**home, **env}).database_url == expected
+
+
+def test_help_never_shows_the_database_password(home, capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, {**home, "DATABASE_URL": "postgresql://app:hunter2@db/chorus"})
+    parser.print_help()
+    assert "hunter2" not in capsys.readouterr().out
+
+
+def test_values_come_from_the_environment(home):
+    settings = settings_for(
+        [],
+        {
+            **home,
+            "CHORUS_MEMBERSHIP_LISTEN": "0.0.0.0:6000",
+            "CHORUS_MAX_MEMBERS_PER_GROUP": "50",
+            "CHORUS_MAX_GROUPS_PER_ACCOUNT": "7",
+            "DATABASE_URL": "sqlite:///x.db",
+        },
+    )
+    assert (settings.listen, settings.max_members_per_group, settings.max_groups_per_account) == (
+        "0.0.0.0:6000",
+        50,
+        7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--listen", "nowhere"], {}, "--listen"),
+        ([], {"CHORUS_MEMBERSHIP_LISTEN": "127.0.0.1:99999"}, "CHORUS_MEMBERSHIP_LISTEN"),
+        (["--max-members-per-group", "0"], {}, "--max-members-per-group"),
+        ([], {"CHORUS_MAX_GROUPS_PER_ACCOUNT": "many"}, "CHORUS_MAX_GROUPS_PER_ACCOUNT"),
+    ],
+)
+def test_bad_values_name_the_flag_or_variable(home, argv, env, message):
+    with pytest.raises(ValueError, match=message.replace("$", r"\$")):
+        settings_for(argv, {**home, "DATABASE_URL": "sqlite:///x.db", **env})
+
+
+def test_settings_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings(database_url="sqlite:///x.db").listen = "elsewhere"  # type: ignore[misc]

@@ -1,0 +1,93 @@
+"""The membership process: it announces its address, serves, stops on SIGTERM, and fails clearly."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chorus.common.db import sqlite_url
+from chorus.membership.config import Settings
+from chorus.membership.main import run
+
+STARTUP_TIMEOUT_SECS = 20
+
+# What `chorus membership` does, without importing the other services' config modules.
+LAUNCH = """
+import argparse, os, sys
+from chorus.membership import config, main
+parser = argparse.ArgumentParser()
+config.add_arguments(parser, os.environ)
+sys.exit(main.run(config.settings_from_args(parser.parse_args(sys.argv[1:]), os.environ)))
+"""
+
+
+def test_a_taken_address_is_exit_code_2_with_a_clear_message(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = run(Settings(database_url=sqlite_url(tmp_path, "membership"), listen=f"127.0.0.1:{port}"))
+    assert code == 2
+    assert f"membership: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_an_unsupported_database_is_exit_code_2(capsys):
+    assert run(Settings(database_url="mysql://db/chorus")) == 2
+    assert "unsupported database 'mysql'" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_is_exit_code_1_without_the_password(capsys):
+    assert run(Settings(database_url="postgresql://app:hunter2@127.0.0.1:1/chorus")) == 1
+    err = capsys.readouterr().err
+    assert "membership: cannot open database postgresql://app:***@127.0.0.1:1/chorus" in err
+    assert "hunter2" not in err
+
+
+def stderr_lines(process: subprocess.Popen) -> queue.Queue:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+    return lines
+
+
+def wait_for_announcement(lines: queue.Queue) -> str:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line.startswith("membership listening on "):
+            return line.removeprefix("membership listening on ").strip()
+    pytest.fail("the service never announced its address")
+
+
+def test_the_process_serves_until_sigterm(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        address = wait_for_announcement(stderr_lines(process))
+        assert address.startswith("127.0.0.1:") and not address.endswith(":0")
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="chorus.membership.v1.Membership"), timeout=5
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert (tmp_path / "membership.db").is_file()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STARTUP_TIMEOUT_SECS) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

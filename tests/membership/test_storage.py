@@ -1,0 +1,253 @@
+"""MembershipStore on a real database: each test runs on SQLite and on PostgreSQL (see conftest)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import event, inspect
+
+from chorus.common.db import create_db_engine
+from chorus.membership.errors import (
+    GroupFull,
+    GroupNameTaken,
+    GroupNotFound,
+    InvalidInput,
+    StorageUnavailable,
+    TooManyGroups,
+)
+from chorus.membership.storage import GroupInfo, MembershipStore, create_tables
+
+OWNER = "u_owner"
+
+
+def names(infos: list[GroupInfo]) -> list[str]:
+    return [info.name for info in infos]
+
+
+def run_together(count: int, action):
+    """Call ``action(i)`` from ``count`` threads released at the same moment; results in order."""
+    barrier = threading.Barrier(count)
+
+    def call(i):
+        barrier.wait()
+        try:
+            return action(i)
+        except Exception as exc:  # returned, so the test can count outcomes
+            return exc
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(call, range(count)))
+
+
+def test_created_group_has_its_owner_as_only_member(store):
+    group = store.create_group(OWNER, "  General  ")
+    assert group == GroupInfo(id=group.id, name="General", owner_id=OWNER, member_count=1)
+    assert group.id.startswith("g_")
+    assert store.members_of(group.id) == [OWNER]
+    assert store.get_group(group.id) == group
+    assert store.groups_of(OWNER) == [group]
+
+
+@pytest.mark.parametrize("second", ["general", "GENERAL", "  General ", "gEnErAl"])
+def test_group_names_are_unique_ignoring_case(store, second):
+    first = store.create_group(OWNER, "General")
+    with pytest.raises(GroupNameTaken, match="already exists"):
+        store.create_group("u_other", second)
+    assert store.directory(None, 10) == [(first, False)]
+    assert store.groups_of("u_other") == []  # the failed create left no membership behind
+
+
+def test_join_is_idempotent(store):
+    group = store.create_group(OWNER, "General")
+    joined, changed = store.join(group.id, "u_ann")
+    assert changed is True and joined.member_count == 2
+    again, changed = store.join(group.id, "u_ann")
+    assert changed is False and again.member_count == 2
+    assert store.members_of(group.id) == [OWNER, "u_ann"]
+
+
+def test_leave_is_idempotent(store):
+    group = store.create_group(OWNER, "General")
+    store.join(group.id, "u_ann")
+    left, changed = store.leave(group.id, "u_ann")
+    assert changed is True and left.member_count == 1
+    again, changed = store.leave(group.id, "u_ann")
+    assert changed is False and again.member_count == 1
+    _, changed = store.leave(group.id, "u_never_joined")
+    assert changed is False
+    assert store.members_of(group.id) == [OWNER]
+
+
+def test_a_group_outlives_its_owner_leaving(store):
+    group = store.create_group(OWNER, "General")
+    emptied, changed = store.leave(group.id, OWNER)
+    assert changed and emptied.member_count == 0
+    assert store.members_of(group.id) == []
+    assert store.directory(None, 10) == [(emptied, False)]
+    assert store.groups_of(OWNER) == []
+
+
+def test_groups_of_lists_only_the_accounts_groups_by_name_ignoring_case(store):
+    for name in ["gamma", "Alpha", "beta", "Delta"]:
+        store.create_group(OWNER, name)
+    other = store.create_group("u_other", "aardvark")
+    mine = store.groups_of(OWNER)
+    assert names(mine) == ["Alpha", "beta", "Delta", "gamma"]
+    assert all(info.member_count == 1 for info in mine)
+    store.join(other.id, OWNER)
+    assert names(store.groups_of(OWNER)) == ["aardvark", "Alpha", "beta", "Delta", "gamma"]
+    assert store.groups_of(OWNER)[0].member_count == 2
+
+
+def test_groups_of_an_unknown_account_is_empty(store):
+    store.create_group(OWNER, "General")
+    assert store.groups_of("u_nobody") == []
+
+
+def test_directory_marks_the_groups_the_viewer_joined(store):
+    general = store.create_group(OWNER, "general")
+    random_ = store.create_group(OWNER, "random")
+    books = store.create_group("u_other", "books")
+    store.join(random_.id, "u_ann")
+    entries = store.directory("u_ann", 10)
+    assert [(info.name, info.member_count, joined) for info, joined in entries] == [
+        ("books", 1, False),
+        ("general", 1, False),
+        ("random", 2, True),
+    ]
+    assert [joined for _, joined in store.directory(OWNER, 10)] == [False, True, True]
+    assert [joined for _, joined in store.directory(None, 10)] == [False, False, False]
+    assert {info.id for info, _ in entries} == {general.id, random_.id, books.id}
+
+
+def test_directory_stops_at_the_limit_keeping_name_order(store):
+    for name in ["c", "a", "d", "b"]:
+        store.create_group(OWNER, name)
+    assert [info.name for info, _ in store.directory(None, 2)] == ["a", "b"]
+    with pytest.raises(InvalidInput):
+        store.directory(None, 0)
+
+
+def test_member_counts_take_the_same_number_of_queries_for_many_groups(store, engine):
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    store.create_group(OWNER, "only")
+    statements.clear()
+    store.directory(OWNER, 100)
+    with_one_group = len(statements)
+    for i in range(9):
+        store.create_group(OWNER, f"more {i}")
+    statements.clear()
+    store.directory(OWNER, 100)
+    assert len(statements) == with_one_group
+    statements.clear()
+    assert len(store.groups_of(OWNER)) == 10
+    assert len(statements) == with_one_group
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda store: store.join("g_missing", "u_ann"),
+        lambda store: store.leave("g_missing", "u_ann"),
+        lambda store: store.members_of("g_missing"),
+        lambda store: store.get_group("g_missing"),
+    ],
+    ids=["join", "leave", "members_of", "get_group"],
+)
+def test_unknown_group_is_not_found(store, operation):
+    with pytest.raises(GroupNotFound, match="g_missing"):
+        operation(store)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda store: store.create_group(OWNER, "   "),
+        lambda store: store.create_group(OWNER, "x" * 65),
+        lambda store: store.create_group("", "General"),
+        lambda store: store.join("", "u_ann"),
+        lambda store: store.join("g_x", ""),
+        lambda store: store.leave("g_x", "a\x00b"),
+        lambda store: store.groups_of(""),
+        lambda store: store.directory("", 10),
+    ],
+)
+def test_invalid_input_is_rejected(store, operation):
+    with pytest.raises(InvalidInput):
+        operation(store)
+
+
+def test_a_full_group_refuses_new_members_but_not_existing_ones(make_store):
+    store = make_store(max_members_per_group=2)
+    group = store.create_group(OWNER, "small")
+    store.join(group.id, "u_ann")
+    with pytest.raises(GroupFull, match="group has reached 2 members"):
+        store.join(group.id, "u_bob")
+    assert store.join(group.id, "u_ann") == (store.get_group(group.id), False)
+    store.leave(group.id, "u_ann")
+    assert store.join(group.id, "u_bob")[1] is True
+    assert store.members_of(group.id) == [OWNER, "u_bob"]
+
+
+def test_an_account_cannot_create_or_join_past_its_group_limit(make_store):
+    store = make_store(max_groups_per_account=2)
+    first = store.create_group(OWNER, "one")
+    store.create_group(OWNER, "two")
+    with pytest.raises(TooManyGroups, match="at most 2 groups"):
+        store.create_group(OWNER, "three")
+    elsewhere = store.create_group("u_other", "elsewhere")
+    with pytest.raises(TooManyGroups):
+        store.join(elsewhere.id, OWNER)
+    assert names(store.groups_of(OWNER)) == ["one", "two"]
+    store.leave(first.id, OWNER)
+    assert store.join(elsewhere.id, OWNER)[1] is True
+
+
+def test_limits_below_one_are_refused(engine):
+    with pytest.raises(ValueError):
+        MembershipStore(engine, max_members_per_group=0)
+
+
+def test_simultaneous_joins_of_one_account_add_it_once(store):
+    group = store.create_group(OWNER, "busy")
+    outcomes = run_together(8, lambda _: store.join(group.id, "u_ann"))
+    assert [changed for _, changed in outcomes].count(True) == 1, outcomes
+    assert store.members_of(group.id) == [OWNER, "u_ann"]
+    assert store.get_group(group.id).member_count == 2
+
+
+def test_simultaneous_joins_of_many_accounts_are_all_counted(store):
+    group = store.create_group(OWNER, "busy")
+    outcomes = run_together(16, lambda i: store.join(group.id, f"u_{i}"))
+    assert all(changed for _, changed in outcomes), outcomes
+    assert store.get_group(group.id).member_count == 17
+    assert sorted(store.members_of(group.id)) == sorted([OWNER, *(f"u_{i}" for i in range(16))])
+
+
+def test_simultaneous_creates_of_one_name_have_one_winner(store):
+    outcomes = run_together(8, lambda i: store.create_group(f"u_{i}", "Race"))
+    winners = [outcome for outcome in outcomes if isinstance(outcome, GroupInfo)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(outcome, GroupNameTaken) for outcome in outcomes if outcome not in winners)
+    assert store.directory(None, 10) == [(winners[0], False)]
+
+
+@pytest.mark.postgres
+def test_postgres_tables_live_in_the_test_schema(postgres_engine, postgres_schema):
+    create_tables(postgres_engine)
+    assert set(inspect(postgres_engine).get_table_names(schema=postgres_schema)) == {
+        "chat_groups",
+        "group_members",
+    }
+
+
+def test_unreachable_database_is_reported_as_unavailable():
+    engine = create_db_engine("postgresql://nobody@127.0.0.1:1/nothing")
+    try:
+        with pytest.raises(StorageUnavailable, match="try again"):
+            MembershipStore(engine).groups_of("u_ann")
+    finally:
+        engine.dispose()

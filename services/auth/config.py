@@ -1,0 +1,87 @@
+"""Flags and environment -> the auth service's frozen Settings.
+
+Database: --database-url, else $CHORUS_AUTH_DATABASE_URL, else $DATABASE_URL,
+else the SQLite file auth.db in the data directory. The token signing key
+comes from $CHORUS_TOKEN_KEY or the file named by --token-key-file /
+$CHORUS_TOKEN_KEY_FILE; there is no default key (`chorus up` generates one).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chorus.auth.tokens import MIN_KEY_BYTES
+from chorus.common.config import add_flag, default_data_dir, parse_host_port, positive
+from chorus.common.db import sqlite_url
+
+__all__ = ["Settings", "add_arguments", "settings_from_args", "DEFAULT_LISTEN", "DEFAULT_TOKEN_TTL_SECS"]
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_TOKEN_TTL_SECS = 7 * 24 * 3600
+DEFAULT_MAX_WORKERS = 16
+DEFAULT_GRACE_SECS = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str
+    token_key: bytes = field(repr=False)
+    listen: str = DEFAULT_LISTEN
+    token_ttl_secs: int = DEFAULT_TOKEN_TTL_SECS
+    max_workers: int = DEFAULT_MAX_WORKERS
+    grace_secs: float = DEFAULT_GRACE_SECS
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    add_flag(parser, "--listen", env=env, var="CHORUS_AUTH_LISTEN", default=DEFAULT_LISTEN,
+             help="HOST:PORT for gRPC (port 0 picks a free one)")
+    url = env.get("CHORUS_AUTH_DATABASE_URL") or env.get("DATABASE_URL")
+    add_flag(parser, "--database-url", env={"CHORUS_AUTH_DATABASE_URL": url} if url else {},
+             var="CHORUS_AUTH_DATABASE_URL", default=None,
+             help="sqlite:///PATH or postgresql://...; falls back to $DATABASE_URL, then auth.db in --data-dir")
+    add_flag(parser, "--data-dir", env=env, var="CHORUS_DATA_DIR", default=str(default_data_dir(env)),
+             help="directory for the SQLite file when no database URL is given")
+    add_flag(parser, "--token-key-file", env=env, var="CHORUS_TOKEN_KEY_FILE", default=None,
+             help="file holding the token signing key (or set CHORUS_TOKEN_KEY itself)")
+    add_flag(parser, "--token-ttl-secs", env=env, var="CHORUS_TOKEN_TTL_SECS", default=DEFAULT_TOKEN_TTL_SECS,
+             help="how long a login lasts")
+
+
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    parse_host_port(args.listen, name="--listen ($CHORUS_AUTH_LISTEN)")
+    return Settings(
+        listen=args.listen,
+        database_url=args.database_url or _sqlite_default(args.data_dir),
+        token_key=_token_key(args.token_key_file, env),
+        token_ttl_secs=positive(args.token_ttl_secs, name="--token-ttl-secs ($CHORUS_TOKEN_TTL_SECS)"),
+    )
+
+
+def _token_key(key_file: str | None, env: Mapping[str, str]) -> bytes:
+    if env.get("CHORUS_TOKEN_KEY"):
+        key = env["CHORUS_TOKEN_KEY"].encode()
+        source = "CHORUS_TOKEN_KEY"
+    elif key_file:
+        try:
+            key = Path(key_file).expanduser().read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read the token key file {key_file}: {exc.strerror}") from None
+        source = f"the token key file {key_file}"
+    else:
+        raise ValueError(f"no token signing key: set CHORUS_TOKEN_KEY (at least {MIN_KEY_BYTES} bytes) "
+                         "or CHORUS_TOKEN_KEY_FILE / --token-key-file")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"the token signing key in {source} is {len(key)} bytes; it must be at least "
+                         f"{MIN_KEY_BYTES}")
+    return key
+
+
+def _sqlite_default(data_dir: str) -> str:
+    path = Path(data_dir).expanduser()
+    try:
+        return sqlite_url(path, "auth")
+    except OSError as exc:
+        raise ValueError(f"--data-dir ($CHORUS_DATA_DIR): cannot create {path}: {exc.strerror}") from None

@@ -1,0 +1,48 @@
+"""What can go wrong in the auth service, split by whose fault it is.
+
+    AuthError
+    ├── CallerError
+    │   ├── InvalidInput            -> INVALID_ARGUMENT  (bad username, weak password, bad display name)
+    │   ├── UsernameTaken           -> ALREADY_EXISTS    (unique ignoring case)
+    │   ├── BadCredentials          -> UNAUTHENTICATED   (unknown user or wrong password: one message)
+    │   └── InvalidToken            -> UNAUTHENTICATED   (malformed, bad signature, expired, revoked)
+    └── StorageUnavailable          -> UNAVAILABLE       (our side: the database; retryable)
+
+The servicer maps them to a gRPC status in one place. Messages are for people
+and never contain a password, a token or SQL.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AuthError", "CallerError", "InvalidInput", "UsernameTaken", "BadCredentials",
+           "InvalidToken", "StorageUnavailable"]
+
+
+class AuthError(Exception):
+    """Base of every error the auth service reports on purpose."""
+
+
+class CallerError(AuthError):
+    """The request cannot succeed as sent."""
+
+
+class InvalidInput(CallerError):
+    pass
+
+
+class UsernameTaken(CallerError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"the username {username!r} is taken")
+
+
+class BadCredentials(CallerError):
+    def __init__(self) -> None:
+        super().__init__("wrong username or password")
+
+
+class InvalidToken(CallerError):
+    pass
+
+
+class StorageUnavailable(AuthError):
+    pass

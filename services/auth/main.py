@@ -1,0 +1,55 @@
+"""The auth process: open the database, bind, serve until SIGINT/SIGTERM.
+
+Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
+opened, 2 for a bad database URL or an address that cannot be bound.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from chorus.auth.config import Settings
+from chorus.auth.passwords import Passwords
+from chorus.auth.server import create_server
+from chorus.auth.servicer import AuthServicer
+from chorus.auth.storage import AuthStore, create_tables
+from chorus.auth.tokens import TokenSigner
+from chorus.common.config import parse_host_port
+from chorus.common.db import create_db_engine
+from chorus.common.grpcserver import serve_until_signalled
+
+__all__ = ["run"]
+
+
+def run(settings: Settings) -> int:
+    try:
+        engine = create_db_engine(settings.database_url)
+    except ValueError as exc:
+        return _fail(str(exc), code=2)
+    try:
+        create_tables(engine)
+        store = AuthStore(engine)
+        store.purge_expired_revocations()
+        servicer = AuthServicer(store, Passwords(), TokenSigner(settings.token_key,
+                                                                ttl_secs=settings.token_ttl_secs))
+        try:
+            server, port = create_server(settings.listen, servicer, max_workers=settings.max_workers)
+        except OSError as exc:
+            return _fail(str(exc), code=2)
+        host, _ = parse_host_port(settings.listen, name="listen")
+        print(f"auth listening on {host}:{port}", file=sys.stderr, flush=True)
+        serve_until_signalled(server, grace_secs=settings.grace_secs)
+        return 0
+    except OperationalError as exc:
+        safe_url = make_url(settings.database_url).render_as_string(hide_password=True)
+        return _fail(f"cannot open database {safe_url}: {exc.orig or exc}", code=1)
+    finally:
+        engine.dispose()
+
+
+def _fail(message: str, *, code: int) -> int:
+    print(f"auth: {message}", file=sys.stderr, flush=True)
+    return code

@@ -1,0 +1,53 @@
+"""Rules for what people type when they register. Pure functions; InvalidInput names the rule."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from chorus.auth.errors import InvalidInput
+
+__all__ = ["USERNAME_MIN_CHARS", "USERNAME_MAX_CHARS", "PASSWORD_MIN_CHARS", "PASSWORD_MAX_CHARS",
+           "DISPLAY_NAME_MAX_CHARS", "check_username", "username_key", "check_password",
+           "check_display_name"]
+
+USERNAME_MIN_CHARS = 3
+USERNAME_MAX_CHARS = 32
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_CHARS = 128   # argon2 takes any length; this bounds the work a request can ask for
+DISPLAY_NAME_MAX_CHARS = 64
+
+_USERNAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_USERNAME_RULE = (f"username must be {USERNAME_MIN_CHARS}-{USERNAME_MAX_CHARS} characters: "
+                  "letters, digits, '_', '.', '-'")
+
+
+def check_username(username: str) -> str:
+    if not (USERNAME_MIN_CHARS <= len(username) <= USERNAME_MAX_CHARS) or not _USERNAME.fullmatch(username):
+        raise InvalidInput(_USERNAME_RULE)
+    return username
+
+
+def username_key(username: str) -> str:
+    """The form usernames are unique in: ignoring case."""
+    return username.lower()
+
+
+def check_password(password: str) -> str:
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise InvalidInput(f"password must be at least {PASSWORD_MIN_CHARS} characters")
+    if len(password) > PASSWORD_MAX_CHARS:
+        raise InvalidInput(f"password must be at most {PASSWORD_MAX_CHARS} characters")
+    return password
+
+
+def check_display_name(display_name: str, *, default: str) -> str:
+    """The display name stripped, or ``default`` when empty; printable characters only."""
+    name = display_name.strip()
+    if not name:
+        return default
+    if len(name) > DISPLAY_NAME_MAX_CHARS:
+        raise InvalidInput(f"display name must be at most {DISPLAY_NAME_MAX_CHARS} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidInput("display name must not contain control characters")
+    return name

@@ -1,0 +1,81 @@
+"""Wiring: build the aiohttp application from settings and its dependencies."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from aiohttp import WSCloseCode, web
+
+from chorus.common.ids import new_id
+
+from .backends import AuthClient, MembershipClient
+from .broker_client import BrokerClient
+from .config import Settings
+from .http_api import DEPS, error_middleware, routes
+from .hub import Hub
+from .ws import websocket
+
+__all__ = ["Deps", "create_app", "STATIC_DIR"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/app.js": "app.js"}
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    auth: AuthClient
+    membership: MembershipClient
+    hub: Hub
+    sockets: set = field(default_factory=set)  # every open WebSocketResponse, for shutdown
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The application; backends connect on startup and close on cleanup."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app.add_routes(routes)
+    app.router.add_get("/ws", websocket)
+    for path, name in STATIC_FILES.items():
+        app.router.add_get(path, _static(STATIC_DIR / name))
+    app.cleanup_ctx.append(lambda app: _backends(app, settings))
+    app.on_shutdown.append(_going_away)
+    return app
+
+
+async def _backends(app: web.Application, settings: Settings):
+    auth_channel = grpc.aio.insecure_channel(settings.auth_address)
+    membership_channel = grpc.aio.insecure_channel(settings.membership_address)
+    broker = BrokerClient(router=settings.broker_router, pub=settings.broker_pub,
+                          gateway_id=new_id("gw"), timeout_secs=settings.backend_timeout_secs,
+                          heartbeat_secs=settings.heartbeat_secs)
+    hub = Hub(broker)
+    await hub.start()
+    app[DEPS] = Deps(
+        settings=settings,
+        auth=AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs),
+        membership=MembershipClient(membership_channel, timeout_secs=settings.backend_timeout_secs),
+        hub=hub,
+    )
+    yield
+    await hub.stop()
+    await auth_channel.close()
+    await membership_channel.close()
+
+
+async def _going_away(app: web.Application) -> None:
+    """Close every WebSocket with 1001 so pages reconnect (elsewhere) at once."""
+    for ws in list(app[DEPS].sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away")
+
+
+def _static(path: Path):
+    content_type = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}[path.suffix]
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
+    return handler

@@ -1,0 +1,97 @@
+"""Async clients of the auth and membership gRPC services, speaking plain dicts.
+
+Every gRPC error is turned into an ApiError here (errors.from_grpc), once, so
+the HTTP and WebSocket handlers deal only in the gateway's own errors.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from chorus.pb import auth_pb2, auth_pb2_grpc, membership_pb2, membership_pb2_grpc
+
+from .errors import from_grpc
+
+__all__ = ["AuthClient", "MembershipClient", "user_dict", "group_dict"]
+
+
+def user_dict(account: auth_pb2.Account) -> dict:
+    return {"id": account.id, "username": account.username, "display_name": account.display_name}
+
+
+def group_dict(group: membership_pb2.Group) -> dict:
+    return {"id": group.id, "name": group.name}
+
+
+class _Client:
+    service = ""
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_secs: float) -> None:
+        self._channel = channel
+        self._timeout_secs = timeout_secs
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, timeout=self._timeout_secs)
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, self.service) from None
+
+
+class AuthClient(_Client):
+    service = "auth"
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_secs: float) -> None:
+        super().__init__(channel, timeout_secs=timeout_secs)
+        self._stub = auth_pb2_grpc.AuthStub(channel)
+
+    async def register(self, username: str, password: str, display_name: str) -> dict:
+        reply = await self._call(self._stub.Register, auth_pb2.RegisterRequest(
+            username=username, password=password, display_name=display_name))
+        return user_dict(reply.account)
+
+    async def login(self, username: str, password: str) -> tuple[str, dict, int]:
+        reply = await self._call(self._stub.Login, auth_pb2.LoginRequest(
+            username=username, password=password))
+        return reply.token, user_dict(reply.account), reply.expires_at_ms
+
+    async def authenticate(self, token: str) -> dict:
+        reply = await self._call(self._stub.Authenticate, auth_pb2.AuthenticateRequest(token=token))
+        return user_dict(reply.account)
+
+    async def logout(self, token: str) -> None:
+        await self._call(self._stub.Logout, auth_pb2.LogoutRequest(token=token))
+
+
+class MembershipClient(_Client):
+    service = "membership"
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_secs: float) -> None:
+        super().__init__(channel, timeout_secs=timeout_secs)
+        self._stub = membership_pb2_grpc.MembershipStub(channel)
+
+    async def user_groups(self, account_id: str) -> dict[str, str]:
+        """The account's groups as id -> name, in the service's (name) order."""
+        reply = await self._call(self._stub.ListUserGroups,
+                                 membership_pb2.ListUserGroupsRequest(account_id=account_id))
+        return {g.id: g.name for g in reply.groups}
+
+    async def directory(self, account_id: str) -> list[dict]:
+        reply = await self._call(self._stub.ListGroups,
+                                 membership_pb2.ListGroupsRequest(account_id=account_id))
+        return [{**group_dict(e.group), "member_count": e.group.member_count, "joined": e.joined}
+                for e in reply.groups]
+
+    async def create_group(self, owner_id: str, name: str) -> dict:
+        reply = await self._call(self._stub.CreateGroup,
+                                 membership_pb2.CreateGroupRequest(owner_id=owner_id, name=name))
+        return group_dict(reply.group)
+
+    async def join(self, group_id: str, account_id: str) -> tuple[dict, bool]:
+        reply = await self._call(self._stub.JoinGroup, membership_pb2.JoinGroupRequest(
+            group_id=group_id, account_id=account_id))
+        return group_dict(reply.group), reply.changed
+
+    async def leave(self, group_id: str, account_id: str) -> tuple[dict, bool]:
+        reply = await self._call(self._stub.LeaveGroup, membership_pb2.LeaveGroupRequest(
+            group_id=group_id, account_id=account_id))
+        return group_dict(reply.group), reply.changed

@@ -1,0 +1,202 @@
+"""The gateway's two ZeroMQ sockets to the broker, on the asyncio loop.
+
+DEALER: requests with a request_id, answered by the broker's ROUTER; each
+request waits at most ``timeout_secs`` (then Unavailable). IMMEDIATE is set so
+requests are never queued for a broker that is not connected: a post the
+person was told failed must not be delivered minutes later.
+
+SUB: group topics this gateway's sessions need, plus the control topic for
+membership events. Subscriptions are reference-counted by LocalSessions; this
+class only applies them. ``sync()`` is the subscription barrier (see
+chorus.broker.barrier).
+
+A heartbeat Hello goes out every ``heartbeat_secs``; when the broker answers
+``fresh`` (it restarted, or expired us) ``on_fresh`` re-registers sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+import zmq
+import zmq.asyncio
+
+from chorus.broker.topics import CONTROL_TOPIC, barrier_topic, group_of_topic, group_topic
+from chorus.pb import broker_pb2
+
+from .errors import ApiError, InvalidArgument, NotMember, Unavailable
+
+__all__ = ["BrokerClient"]
+
+log = logging.getLogger(__name__)
+
+_FAILURES: dict[int, type[ApiError]] = {
+    broker_pb2.Failure.NOT_MEMBER: NotMember,
+    broker_pb2.Failure.BAD_REQUEST: InvalidArgument,
+}
+
+
+class BrokerClient:
+    def __init__(self, *, router: str, pub: str, gateway_id: str, timeout_secs: float,
+                 heartbeat_secs: float, context: zmq.asyncio.Context | None = None) -> None:
+        self.gateway_id = gateway_id
+        self._router = router
+        self._pub = pub
+        self._timeout_secs = timeout_secs
+        self._heartbeat_secs = heartbeat_secs
+        self._context = context or zmq.asyncio.Context.instance()
+        self._request_ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future] = {}
+        self._tasks: list[asyncio.Task] = []
+        self.broker_id: str | None = None
+        # set by the hub before start()
+        self.on_delivery: Callable[[str, bytes], None] = lambda group, payload: None
+        self.on_event: Callable[[broker_pb2.MembershipEvent], None] = lambda event: None
+        self.on_fresh: Callable[[], Awaitable[None]] = _nothing
+
+    async def start(self) -> None:
+        self.dealer = self._context.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.ROUTING_ID, self.gateway_id.encode())
+        self.dealer.setsockopt(zmq.IMMEDIATE, 1)
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.connect(self._router)
+        self.sub = self._context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, 0)  # the broker's PUB side bounds the queue
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.subscribe(CONTROL_TOPIC)
+        self.sub.connect(self._pub)
+        self._tasks = [
+            asyncio.create_task(self._replies(), name="broker-replies"),
+            asyncio.create_task(self._publications(), name="broker-publications"),
+            asyncio.create_task(self._heartbeat(), name="broker-heartbeat"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.dealer.close()
+        self.sub.close()
+
+    # subscriptions ----------------------------------------------------------
+
+    def subscribe(self, group_id: str) -> None:
+        self.sub.subscribe(group_topic(group_id))
+
+    def unsubscribe(self, group_id: str) -> None:
+        self.sub.unsubscribe(group_topic(group_id))
+
+    async def sync(self) -> None:
+        """Return once every subscription made before this call is active at the broker."""
+        nonce = secrets.token_bytes(12)
+        topic = barrier_topic(nonce)
+        self.sub.subscribe(topic)
+        try:
+            await self._request(sync=broker_pb2.Sync(nonce=nonce))
+        finally:
+            self.sub.unsubscribe(topic)
+
+    # requests ---------------------------------------------------------------
+
+    async def open_session(self, session_id: str, user: dict, group_ids) -> None:
+        person = broker_pb2.Person(id=user["id"], username=user["username"],
+                                   display_name=user["display_name"])
+        await self._request(open_session=broker_pb2.OpenSession(
+            session_id=session_id, account=person, group_ids=list(group_ids)))
+
+    async def close_session(self, session_id: str) -> None:
+        await self._request(close_session=broker_pb2.CloseSession(session_id=session_id))
+
+    async def post(self, session_id: str, group_id: str, text: str) -> broker_pb2.Posted:
+        reply = await self._request(post=broker_pb2.Post(
+            session_id=session_id, group_id=group_id, text=text))
+        return reply.posted
+
+    async def membership_change(self, account_id: str, group: dict, joined: bool) -> None:
+        await self._request(membership_change=broker_pb2.MembershipChange(
+            account_id=account_id, group=broker_pb2.GroupRef(id=group["id"], name=group["name"]),
+            joined=joined))
+
+    async def _request(self, **kind) -> broker_pb2.BrokerReply:
+        request_id = next(self._request_ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        request = broker_pb2.GatewayRequest(request_id=request_id, **kind)
+        try:
+            async with asyncio.timeout(self._timeout_secs):
+                await self.dealer.send(request.SerializeToString())
+                reply = await future
+        except TimeoutError:
+            raise Unavailable("the message broker did not answer in time") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.WhichOneof("kind") == "failure":
+            kind_of_error = _FAILURES.get(reply.failure.code, Unavailable)
+            raise kind_of_error(reply.failure.message)
+        return reply
+
+    # loops ------------------------------------------------------------------
+
+    async def _replies(self) -> None:
+        while True:
+            payload = await self.dealer.recv()
+            reply = broker_pb2.BrokerReply()
+            try:
+                reply.ParseFromString(payload)
+            except Exception:
+                log.warning("dropped an unparsable broker reply")
+                continue
+            future = self._pending.get(reply.request_id)
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+    async def _publications(self) -> None:
+        while True:
+            frames = await self.sub.recv_multipart()
+            if len(frames) != 2:
+                continue
+            topic, payload = frames
+            try:
+                if topic == CONTROL_TOPIC:
+                    self.on_event(broker_pb2.MembershipEvent.FromString(payload))
+                else:
+                    group = group_of_topic(topic)
+                    if group is not None:
+                        self.on_delivery(group, payload)
+            except Exception:
+                # One bad publication must not stop delivery of the next ones.
+                log.exception("failed to handle a publication on %r", topic)
+
+    async def _heartbeat(self) -> None:
+        hello = broker_pb2.Hello(gateway_id=self.gateway_id)
+        resync = False
+        while True:
+            try:
+                reply = await self._request(hello=hello)
+            except ApiError:
+                log.warning("broker %s not answering", self._router)
+            else:
+                if reply.welcome.broker_id != self.broker_id:
+                    log.info("broker %s is %s", self._router, reply.welcome.broker_id)
+                    self.broker_id = reply.welcome.broker_id
+                # Keep retrying until the sessions are registered again: the next
+                # Welcome will not say fresh any more.
+                resync = resync or reply.welcome.fresh
+                if resync:
+                    try:
+                        await self.on_fresh()
+                        resync = False
+                    except Exception:
+                        log.exception("re-registering sessions with the broker failed")
+            await asyncio.sleep(self._heartbeat_secs)
+
+
+async def _nothing() -> None:
+    return None

@@ -1,0 +1,112 @@
+"""What can go wrong at the gateway, and how each is shown to the person.
+
+    ApiError                    every error a client sees; has `status` (HTTP) and `code`
+    +-- BadJson                 400  caller: body or frame is not a JSON object
+    +-- InvalidArgument         400  caller: a field is missing, mistyped or breaks a rule
+    +-- UnknownOp               400  caller: a WebSocket frame with an unknown op
+    +-- Unauthenticated         401  caller: no/bad/expired/revoked token, wrong password
+    +-- Forbidden               403  caller: not allowed (e.g. not a member)
+    +-- NotFound                404  caller: unknown group or route
+    +-- AlreadyExists           409  caller: username or group name taken
+    +-- FailedPrecondition      409  caller: a limit such as members per group
+    +-- TooLarge                413  caller: body or text over its limit
+    +-- RateLimited             429  caller: slow down
+    +-- Unavailable             503  peer: a backend service or the broker is down
+
+gRPC errors from the backends are mapped to these once, in `from_grpc`.
+HTTP answers use `status`; WebSocket error frames use `code`.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+__all__ = [
+    "ApiError", "BadJson", "InvalidArgument", "UnknownOp", "Unauthenticated", "Forbidden",
+    "NotFound", "AlreadyExists", "FailedPrecondition", "TooLarge", "RateLimited",
+    "Unavailable", "NotMember", "from_grpc",
+]
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.ref = ref  # the client's ref of the WebSocket frame this answers, if any
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadJson(ApiError):
+    status, code = 400, "bad_json"
+
+
+class InvalidArgument(ApiError):
+    status, code = 400, "invalid_argument"
+
+
+class UnknownOp(ApiError):
+    status, code = 400, "unknown_op"
+
+
+class Unauthenticated(ApiError):
+    status, code = 401, "unauthenticated"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotMember(Forbidden):
+    code = "not_member"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class AlreadyExists(ApiError):
+    status, code = 409, "already_exists"
+
+
+class FailedPrecondition(ApiError):
+    status, code = 409, "failed_precondition"
+
+
+class TooLarge(ApiError):
+    status, code = 413, "too_large"
+
+
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+_FROM_GRPC: dict[grpc.StatusCode, type[ApiError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: Forbidden,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+}
+
+
+def from_grpc(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
+    """The ApiError a person should see for a backend's gRPC error."""
+    kind = _FROM_GRPC.get(exc.code())
+    if kind is None:
+        return ApiError(f"{service} failed: {exc.code().name.lower()}")
+    if kind is Unavailable:
+        return Unavailable(f"the {service} service is unavailable, try again")
+    return kind(exc.details() or exc.code().name.lower())

@@ -1,0 +1,129 @@
+"""WebSocket frames: parse what clients send into validated types, encode what we send.
+
+Pure: no sockets. Parsing raises an ApiError subclass that names the problem
+(and carries the frame's ``ref`` when it had one), so the handler can answer
+with an error frame and keep the connection open.
+
+Server frames are JSON encoded once; ``text_frame`` wraps the JSON in a
+WebSocket text frame with the websockets library's own serializer, so a
+message is framed once per gateway and the same bytes go to every recipient
+(server frames are unmasked and we negotiate no extensions, so they are
+identical for every connection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from websockets.frames import Frame, Opcode
+
+from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
+
+__all__ = [
+    "AuthFrame", "SendFrame", "PingFrame", "ClientFrame", "parse_client_frame",
+    "encode", "text_frame", "message_payload", "MAX_REF_CHARS", "MAX_ID_CHARS",
+]
+
+MAX_REF_CHARS = 64
+MAX_ID_CHARS = 64
+MAX_TOKEN_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFrame:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrame:
+    group: str
+    text: str
+    ref: str | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PingFrame:
+    pass
+
+
+ClientFrame = AuthFrame | SendFrame | PingFrame
+
+
+def parse_client_frame(data: str | bytes, *, max_text_chars: int) -> ClientFrame:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadJson("frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise BadJson("frame must be a JSON object")
+    ref = _ref(obj)
+    op = obj.get("op")
+    parse = _PARSERS.get(op) if isinstance(op, str) else None
+    if parse is None:
+        known = ", ".join(sorted(_PARSERS))
+        raise UnknownOp(f"unknown op {op!r}; expected one of: {known}", ref=ref)
+    return parse(obj, ref, max_text_chars)
+
+
+def _ref(obj: dict) -> str | int | None:
+    ref = obj.get("ref")
+    if ref is None or (isinstance(ref, int) and not isinstance(ref, bool)):
+        return ref
+    if isinstance(ref, str) and len(ref) <= MAX_REF_CHARS:
+        return ref
+    raise InvalidArgument(f"ref must be a string of at most {MAX_REF_CHARS} characters or an integer")
+
+
+def _string(obj: dict, name: str, ref, *, max_chars: int) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"{name!r} must be a non-empty string", ref=ref)
+    if len(value) > max_chars:
+        raise InvalidArgument(f"{name!r} is longer than {max_chars} characters", ref=ref)
+    return value
+
+
+def _auth(obj: dict, ref, _max_text_chars: int) -> AuthFrame:
+    return AuthFrame(_string(obj, "token", ref, max_chars=MAX_TOKEN_CHARS))
+
+
+def _send(obj: dict, ref, max_text_chars: int) -> SendFrame:
+    group = _string(obj, "group", ref, max_chars=MAX_ID_CHARS)
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise InvalidArgument("'text' must be a string", ref=ref)
+    if len(text) > max_text_chars:
+        raise TooLarge(f"text is {len(text)} characters; the limit is {max_text_chars}", ref=ref)
+    if not text.strip():
+        raise InvalidArgument("text is blank", ref=ref)
+    return SendFrame(group, text, ref)
+
+
+def _ping(_obj: dict, _ref, _max_text_chars: int) -> PingFrame:
+    return PingFrame()
+
+
+_PARSERS = {"auth": _auth, "send": _send, "ping": _ping}
+
+
+def encode(obj: dict) -> bytes:
+    return orjson.dumps(obj)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked WebSocket text frame carrying ``payload`` (UTF-8 JSON)."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+def message_payload(delivery) -> bytes:
+    """The JSON of a ``message`` frame for a broker Delivery."""
+    sender = delivery.sender
+    return orjson.dumps({
+        "op": "message",
+        "group": delivery.group_id,
+        "seq": delivery.seq,
+        "ts": delivery.ts_ms,
+        "from": {"id": sender.id, "username": sender.username, "display_name": sender.display_name},
+        "text": delivery.text,
+    })

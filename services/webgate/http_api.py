@@ -1,0 +1,175 @@
+"""The JSON HTTP API (docs/protocol.md): thin handlers over the backends.
+
+Bodies are parsed into validated values here (``_fields``); rules about
+usernames, passwords and group names belong to the services, which answer
+INVALID_ARGUMENT with a message we pass on. Every error leaves through
+``error_middleware`` as {"error": {"code", "message"}} with its status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+from .errors import ApiError, BadJson, InvalidArgument, NotFound, TooLarge, Unauthenticated
+from .frames import MAX_ID_CHARS
+
+__all__ = ["routes", "error_middleware", "json_response", "DEPS"]
+
+log = logging.getLogger(__name__)
+
+DEPS = web.AppKey("deps", object)  # app.Deps; typed loosely to avoid an import cycle
+MAX_FIELD_CHARS = 1024  # no single field of ours is longer; services check the real limits
+
+routes = web.RouteTableDef()
+
+
+def json_response(body: dict | None, status: int = 200, headers=None) -> web.Response:
+    if body is None:
+        return web.Response(status=status, headers=headers)
+    return web.Response(body=orjson.dumps(body), status=status,
+                        content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.body(), exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[DEPS].settings.max_body_bytes
+        return json_response(TooLarge(f"request body is over {limit} bytes").body(), 413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else f"no route {request.method} {request.path}"
+        return json_response({"error": {"code": code, "message": message}}, exc.status,
+                             headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
+
+
+async def _body(request: web.Request) -> dict:
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadJson("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadJson("request body must be a JSON object")
+    return body
+
+
+def _fields(body: dict, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[str]:
+    values = []
+    for name in required + optional:
+        value = body.get(name, "" if name in optional else None)
+        if value is None:
+            raise InvalidArgument(f"{name!r} is required")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{name!r} must be a string")
+        if len(value) > MAX_FIELD_CHARS:
+            raise InvalidArgument(f"{name!r} is longer than {MAX_FIELD_CHARS} characters")
+        values.append(value)
+    return values
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send the header 'Authorization: Bearer TOKEN' (log in first)")
+    return token.strip()
+
+
+async def _account(request: web.Request) -> dict:
+    return await request.app[DEPS].auth.authenticate(bearer_token(request))
+
+
+def _group_id(request: web.Request) -> str:
+    group_id = request.match_info["group_id"]
+    if len(group_id) > MAX_ID_CHARS:
+        raise NotFound("no such group")
+    return group_id
+
+
+@routes.post("/api/register")
+async def register(request: web.Request) -> web.Response:
+    username, password, display_name = _fields(await _body(request), ("username", "password"),
+                                               ("display_name",))
+    user = await request.app[DEPS].auth.register(username, password, display_name)
+    return json_response({"user": user}, 201)
+
+
+@routes.post("/api/login")
+async def login(request: web.Request) -> web.Response:
+    username, password = _fields(await _body(request), ("username", "password"))
+    token, user, expires_at = await request.app[DEPS].auth.login(username, password)
+    return json_response({"token": token, "user": user, "expires_at": expires_at})
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    await request.app[DEPS].auth.logout(bearer_token(request))
+    return json_response(None, 204)
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    user = await _account(request)
+    groups = await request.app[DEPS].membership.user_groups(user["id"])
+    return json_response({"user": user, "groups": [{"id": i, "name": n} for i, n in groups.items()]})
+
+
+@routes.get("/api/groups")
+async def directory(request: web.Request) -> web.Response:
+    user = await _account(request)
+    return json_response({"groups": await request.app[DEPS].membership.directory(user["id"])})
+
+
+@routes.post("/api/groups")
+async def create_group(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    user = await _account(request)
+    (name,) = _fields(await _body(request), ("name",))
+    group = await deps.membership.create_group(user["id"], name)
+    await _tell_broker(deps, user["id"], group, joined=True)
+    return json_response({"group": group}, 201)
+
+
+@routes.post("/api/groups/{group_id}/join")
+async def join_group(request: web.Request) -> web.Response:
+    return await _change_membership(request, joined=True)
+
+
+@routes.post("/api/groups/{group_id}/leave")
+async def leave_group(request: web.Request) -> web.Response:
+    return await _change_membership(request, joined=False)
+
+
+async def _change_membership(request: web.Request, *, joined: bool) -> web.Response:
+    deps = request.app[DEPS]
+    user = await _account(request)
+    change = deps.membership.join if joined else deps.membership.leave
+    group, changed = await change(_group_id(request), user["id"])
+    if changed:
+        await _tell_broker(deps, user["id"], group, joined=joined)
+    return json_response({"group": group})
+
+
+async def _tell_broker(deps, account_id: str, group: dict, *, joined: bool) -> None:
+    """Make a committed membership change live on every gateway.
+
+    The membership service already holds the truth; if the broker is down the
+    person's open pages catch up when they reconnect, so this never fails the
+    request.
+    """
+    try:
+        await deps.hub.broker.membership_change(account_id, group, joined)
+    except ApiError as exc:
+        log.warning("membership change of %s in %s not made live: %s", account_id, group["id"], exc)

@@ -1,0 +1,138 @@
+"""Joins the local sessions to the broker: registration, fan-out, membership events.
+
+Fan-out: each Delivery from the broker is decoded, JSON-encoded and framed
+ONCE, then the same bytes are pushed to every live session in the group (see
+sessions.Session.push for the per-socket policy).
+
+Membership events are applied by one worker task, in the order the broker
+published them, so a quick join-then-leave can never end up joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from chorus.pb import broker_pb2
+
+from .broker_client import BrokerClient
+from .errors import ApiError
+from .frames import encode, message_payload, text_frame
+from .sessions import LocalSessions, Session
+
+__all__ = ["Hub"]
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(self, broker: BrokerClient) -> None:
+        self.broker = broker
+        self.sessions = LocalSessions()
+        self._events: asyncio.Queue[broker_pb2.MembershipEvent] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+        broker.on_delivery = self._deliver
+        broker.on_event = self._events.put_nowait
+        broker.on_fresh = self._register_all
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self._worker = asyncio.create_task(self._apply_events(), name="membership-events")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        await self.broker.close()
+
+    # sessions ---------------------------------------------------------------
+
+    async def register(self, session: Session) -> None:
+        """Subscribe the session's groups and register it with the broker.
+
+        The caller then sends ``ready`` and calls ``attach`` with no await in
+        between, so every message published after registration reaches it.
+        """
+        self._subscribe(self.sessions.acquire(session.groups))
+        try:
+            await self.broker.sync()
+            await self.broker.open_session(session.id, session.user, session.groups)
+        except BaseException:
+            self._unsubscribe(self.sessions.release(session.groups))
+            raise
+
+    def attach(self, session: Session) -> None:
+        self.sessions.attach(session)
+
+    async def unregister(self, session: Session) -> None:
+        session.closed = True
+        self.sessions.detach(session)
+        self._unsubscribe(self.sessions.release(session.groups))
+        try:
+            await self.broker.close_session(session.id)
+        except ApiError:
+            pass  # the broker drops it with the gateway or on restart anyway
+
+    async def _register_all(self) -> None:
+        sessions = self.sessions.all()
+        if sessions:
+            log.info("registering %d sessions with the broker again", len(sessions))
+            await asyncio.gather(*(
+                self.broker.open_session(s.id, s.user, s.groups) for s in sessions))
+
+    # fan-out ----------------------------------------------------------------
+
+    def _deliver(self, group: str, payload: bytes) -> None:
+        sessions = self.sessions.live(group)
+        if not sessions:
+            return
+        frame = text_frame(message_payload(broker_pb2.Delivery.FromString(payload)))
+        for session in sessions:
+            session.push(frame)
+
+    # membership events -------------------------------------------------------
+
+    async def _apply_events(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                if event.joined:
+                    await self._joined(event)
+                else:
+                    self._left(event)
+            except ApiError as exc:
+                log.warning("membership event for %s not applied: %s", event.account_id, exc)
+
+    async def _joined(self, event: broker_pb2.MembershipEvent) -> None:
+        group = event.group
+        sessions = [s for s in self.sessions.of_account(event.account_id) if group.id not in s.groups]
+        if not sessions:
+            return
+        self._subscribe(self.sessions.acquire([group.id] * len(sessions)))
+        await self.broker.sync()
+        frame = text_frame(encode({"op": "joined", "group": {"id": group.id, "name": group.name}}))
+        for session in sessions:
+            if session.closed:  # closed while we waited: give its reference back
+                self._unsubscribe(self.sessions.release([group.id]))
+                continue
+            self.sessions.add_group(session, group.id, group.name)
+            session.push(frame)
+
+    def _left(self, event: broker_pb2.MembershipEvent) -> None:
+        group = event.group
+        frame = text_frame(encode({"op": "left", "group": {"id": group.id, "name": group.name}}))
+        for session in self.sessions.of_account(event.account_id):
+            if group.id in session.groups:
+                self.sessions.remove_group(session, group.id)
+                self._unsubscribe(self.sessions.release([group.id]))
+                session.push(frame)
+
+    def _subscribe(self, groups: list[str]) -> None:
+        for group in groups:
+            self.broker.subscribe(group)
+
+    def _unsubscribe(self, groups: list[str]) -> None:
+        for group in groups:
+            self.broker.unsubscribe(group)

@@ -1,0 +1,46 @@
+"""`chorus webgate`: serve HTTP and WebSockets until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Settings
+
+__all__ = ["run", "serve"]
+
+
+def run(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s webgate %(levelname)s %(message)s")
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(serve(settings))
+    return uvloop.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
+    runner = web.AppRunner(create_app(settings), access_log=None,
+                           shutdown_timeout=settings.shutdown_grace_secs)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        print(f"webgate: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 2
+    host, port = runner.addresses[0][:2]
+    print(f"webgate listening on http://{host}:{port}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    return 0

@@ -1,0 +1,79 @@
+"""Client frame validation and server frame encoding, without sockets."""
+
+import orjson
+import pytest
+from websockets.frames import Frame
+
+from chorus.pb import broker_pb2
+from chorus.webgate.errors import BadJson, InvalidArgument, TooLarge, UnknownOp
+from chorus.webgate.frames import (AuthFrame, PingFrame, SendFrame, message_payload,
+                                   parse_client_frame, text_frame)
+
+LIMIT = 10
+
+
+def parse(obj_or_text):
+    data = obj_or_text if isinstance(obj_or_text, str) else orjson.dumps(obj_or_text)
+    return parse_client_frame(data, max_text_chars=LIMIT)
+
+
+def test_valid_frames_parse_into_types():
+    assert parse({"op": "auth", "token": "t"}) == AuthFrame("t")
+    assert parse({"op": "send", "group": "g1", "text": "hi", "ref": "r1"}) == SendFrame("g1", "hi", "r1")
+    assert parse({"op": "send", "group": "g1", "text": "hi"}) == SendFrame("g1", "hi", None)
+    assert parse({"op": "ping"}) == PingFrame()
+
+
+@pytest.mark.parametrize("data, error, words", [
+    ("{nope", BadJson, "not valid JSON"),
+    ("[1, 2]", BadJson, "JSON object"),
+    ({"op": "dance"}, UnknownOp, "unknown op 'dance'"),
+    ({"no": "op"}, UnknownOp, "unknown op None"),
+    ({"op": "send", "text": "hi"}, InvalidArgument, "'group'"),
+    ({"op": "send", "group": 5, "text": "hi"}, InvalidArgument, "'group'"),
+    ({"op": "send", "group": "g", "text": None}, InvalidArgument, "'text'"),
+    ({"op": "send", "group": "g", "text": "  \n"}, InvalidArgument, "blank"),
+    ({"op": "send", "group": "g", "text": "x" * (LIMIT + 1)}, TooLarge, "limit is 10"),
+    ({"op": "send", "group": "g" * 65, "text": "x"}, InvalidArgument, "longer than 64"),
+    ({"op": "auth"}, InvalidArgument, "'token'"),
+    ({"op": "send", "group": "g", "text": "x", "ref": {"a": 1}}, InvalidArgument, "ref"),
+])
+def test_bad_frames_name_the_problem(data, error, words):
+    with pytest.raises(error) as info:
+        parse(data)
+    assert words in info.value.message
+
+
+def test_errors_carry_the_frames_ref():
+    with pytest.raises(TooLarge) as info:
+        parse({"op": "send", "group": "g", "text": "x" * 11, "ref": "r9"})
+    assert info.value.ref == "r9"
+
+
+def test_text_at_the_limit_is_accepted():
+    assert parse({"op": "send", "group": "g", "text": "é" * LIMIT}).text == "é" * LIMIT
+
+
+def test_message_frame_is_a_valid_unmasked_websocket_text_frame():
+    delivery = broker_pb2.Delivery(group_id="g1", seq=3, ts_ms=123, text="héllo",
+                                   sender=broker_pb2.Person(id="u1", username="al", display_name="Al"))
+    frame_bytes = text_frame(message_payload(delivery))
+    reader = _read_frame(frame_bytes)
+    assert orjson.loads(reader.data) == {
+        "op": "message", "group": "g1", "seq": 3, "ts": 123,
+        "from": {"id": "u1", "username": "al", "display_name": "Al"}, "text": "héllo",
+    }
+    big = text_frame(b'"' + b"x" * 70000 + b'"')  # 64-bit length form
+    assert len(_read_frame(big).data) == 70002
+
+
+def _read_frame(data: bytes) -> Frame:
+    from websockets.streams import StreamReader
+    reader = StreamReader()
+    reader.feed_data(data)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("incomplete frame")

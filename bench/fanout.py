@@ -1,0 +1,257 @@
+"""First fan-out benchmark: U WebSocket clients in G groups, S senders at a fixed total rate.
+
+    .venv/bin/python bench/fanout.py --start                 # starts its own `chorus up`
+    .venv/bin/python bench/fanout.py --url http://127.0.0.1:8080   # against a running stack
+
+Every user registers and logs in through the real HTTP API and opens one
+WebSocket; user i joins K groups, (i*K + j) mod G, so each group has
+U*K/G members. Senders post at R msgs/s in total for D seconds; each text
+carries its send time (CLOCK_MONOTONIC, same process as the receivers).
+Prints a markdown table: expected and actual deliveries, loss, deliveries/s,
+latency p50/p90/p99/max, and the generator's own CPU seconds (so a saturated
+generator is visible).
+Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+
+MARK = "bench:"
+SETUP_CONCURRENCY = 8  # argon2 hashing on the auth side is the bottleneck of setup
+DRAIN_SECS = 3.0
+START_TIMEOUT_SECS = 60
+
+
+class BenchError(Exception):
+    """The stack refused something during setup; the message says what."""
+
+
+@dataclass
+class Stats:
+    expected: int = 0
+    delivered: int = 0
+    acked: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="webgate base URL")
+    p.add_argument("--start", action="store_true", help="start a private `chorus up` on free ports")
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--groups", type=int, default=10)
+    p.add_argument("--groups-per-user", type=int, default=3)
+    p.add_argument("--senders", type=int, default=10)
+    p.add_argument("--rate", type=float, default=100.0, help="messages per second, all senders together")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    args = p.parse_args(argv)
+    for name in ("users", "groups", "groups_per_user", "senders"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.groups_per_user > args.groups:
+        p.error("--groups-per-user cannot exceed --groups")
+    if args.senders > args.users:
+        p.error("--senders cannot exceed --users")
+    if not (0 < args.rate <= 100_000) or not (0 < args.duration <= 3600):
+        p.error("--rate must be in (0, 100000] and --duration in (0, 3600]")
+    return args
+
+
+async def setup(http: aiohttp.ClientSession, url: str, args) -> tuple[list[dict], list[str]]:
+    run = secrets.token_hex(3)
+    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+    async def call(method, path, token=None, json=None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with limit, http.request(method, url + path, json=json, headers=headers) as r:
+            body = await r.json() if r.content_length != 0 else None
+            if r.status >= 300:
+                raise BenchError(f"{method} {path} failed: {r.status} {body}")
+            return body
+
+    async def user(i):
+        name = f"b{run}u{i}"
+        await call("POST", "/api/register", json={"username": name, "password": "benchmark-pw"})
+        body = await call("POST", "/api/login", json={"username": name, "password": "benchmark-pw"})
+        return {"token": body["token"], "id": body["user"]["id"], "index": i}
+
+    users = await asyncio.gather(*(user(i) for i in range(args.users)))
+    groups = [(await call("POST", "/api/groups", users[0]["token"], {"name": f"bench {run} {g}"}))["group"]["id"]
+              for g in range(args.groups)]
+    memberships = []
+    for u in users:
+        u["groups"] = [groups[(u["index"] * args.groups_per_user + j) % args.groups]
+                       for j in range(args.groups_per_user)]
+        memberships += [(u, g) for g in u["groups"] if not (u is users[0])]
+    await asyncio.gather(*(call("POST", f"/api/groups/{g}/join", u["token"]) for u, g in memberships))
+    if users[0]["groups"] != groups:  # the owner joined every group by creating it: leave the others
+        await asyncio.gather(*(call("POST", f"/api/groups/{g}/leave", users[0]["token"])
+                               for g in groups if g not in users[0]["groups"]))
+    return users, groups
+
+
+async def connect(http, url, user) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(url.replace("http", "ws", 1) + "/ws", max_msg_size=0)
+    await ws.send_str(orjson.dumps({"op": "auth", "token": user["token"]}).decode())
+    while True:
+        msg = await ws.receive(timeout=30)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise BenchError(f"WebSocket closed during auth: {msg}")
+        if orjson.loads(msg.data)["op"] == "ready":
+            return ws
+
+
+async def receive(ws, stats: Stats, stop: asyncio.Event) -> None:
+    loads, now = orjson.loads, time.monotonic_ns
+    while not stop.is_set():
+        try:
+            msg = await ws.receive(timeout=0.5)
+        except TimeoutError:
+            continue
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            return
+        frame = loads(msg.data)
+        op = frame["op"]
+        if op == "message" and frame["text"].startswith(MARK):
+            stats.delivered += 1
+            stats.latencies_ms.append((now() - int(frame["text"][len(MARK):])) / 1e6)
+        elif op == "ack":
+            stats.acked += 1
+        elif op == "error":
+            stats.errors += 1
+
+
+async def send(ws, user, members: dict[str, int], stats: Stats, rate: float, duration: float) -> None:
+    interval = 1.0 / rate
+    start = time.monotonic()
+    for n in range(int(rate * duration)):
+        delay = start + n * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        group = user["groups"][n % len(user["groups"])]
+        stats.expected += members[group]
+        await ws.send_str(orjson.dumps({"op": "send", "group": group, "ref": str(n),
+                                        "text": f"{MARK}{time.monotonic_ns()}"}).decode())
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def bench(args, url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        t0 = time.monotonic()
+        users, _ = await setup(http, url, args)
+        sockets = await asyncio.gather(*(connect(http, url, u) for u in users))
+        members: dict[str, int] = {}
+        for u in users:
+            for g in u["groups"]:
+                members[g] = members.get(g, 0) + 1
+        print(f"setup: {len(users)} users, {len(members)} groups, {len(sockets)} sockets "
+              f"in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        stats, stop = Stats(), asyncio.Event()
+        receivers = [asyncio.create_task(receive(ws, stats, stop)) for ws in sockets]
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.monotonic()
+        await asyncio.gather(*(send(sockets[i], users[i], members, stats, args.rate / args.senders,
+                                    args.duration) for i in range(args.senders)))
+        sent_secs = time.monotonic() - start
+        deadline = time.monotonic() + DRAIN_SECS
+        while stats.delivered < stats.expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - start
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        stop.set()
+        await asyncio.gather(*receivers)
+        for ws in sockets:
+            await ws.close()
+    report(args, stats, sent_secs, elapsed, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
+
+
+def report(args, stats: Stats, sent_secs: float, elapsed: float, generator_cpu: float) -> None:
+    lat = sorted(stats.latencies_ms)
+    loss = stats.expected - stats.delivered
+    rows = [
+        ("users / groups / groups per user / senders",
+         f"{args.users} / {args.groups} / {args.groups_per_user} / {args.senders}"),
+        ("target rate (msgs/s) x duration (s)", f"{args.rate:g} x {args.duration:g}"),
+        ("messages acked / errors", f"{stats.acked} / {stats.errors}"),
+        ("deliveries expected / received", f"{stats.expected} / {stats.delivered}"),
+        ("loss", f"{loss} ({100 * loss / max(1, stats.expected):.2f}%)"),
+        ("deliveries/s", f"{stats.delivered / max(sent_secs, 1e-9):,.0f}"),
+        ("latency p50 / p90 / p99 / max (ms)",
+         " / ".join(f"{percentile(lat, q):.1f}" for q in (0.5, 0.9, 0.99)) + f" / {lat[-1] if lat else float('nan'):.1f}"),
+        ("generator CPU (s) over run (s)", f"{generator_cpu:.1f} / {elapsed:.1f}"),
+    ]
+    print("| metric | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_stack(data_dir: str) -> tuple[subprocess.Popen, str]:
+    ports = {name: free_port() for name in ("http", "auth", "membership", "broker-router", "broker-pub")}
+    command = [sys.executable, "-m", "chorus", "up", "--data-dir", data_dir,
+               *(a for name, port in ports.items() for a in (f"--{name}-port", str(port)))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    deadline = time.monotonic() + START_TIMEOUT_SECS
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "Chorus is running" in line:
+            return process, f"http://127.0.0.1:{ports['http']}"
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise SystemExit("chorus up did not start")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        if not args.start:
+            runner(bench(args, args.url.rstrip("/")))
+            return 0
+        with tempfile.TemporaryDirectory(prefix="chorus-bench-") as data_dir:
+            process, url = start_stack(data_dir)
+            try:
+                runner(bench(args, url))
+            finally:
+                process.send_signal(signal.SIGINT)
+                process.wait(30)
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

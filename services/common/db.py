@@ -2,7 +2,8 @@
 
 SQLite (the embedded default) is tuned for a server: WAL so readers never
 block the writer, a busy timeout instead of instant "database is locked", and
-connections usable from the gRPC worker threads. PostgreSQL URLs written the
+connections usable from the gRPC worker threads. SQL parameters (password
+hashes, tokens' ids) are kept out of error messages, which end up in logs. PostgreSQL URLs written the
 usual way (postgresql://...) are routed to the psycopg 3 driver we ship.
 """
 
@@ -33,13 +34,13 @@ def create_db_engine(url: str) -> Engine:
         raise ValueError(f"invalid database URL {url!r}: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     raise ValueError(f"unsupported database {backend!r} in DATABASE_URL: use sqlite:/// or postgresql://")
 
 

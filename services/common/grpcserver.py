@@ -31,7 +31,9 @@ def create_grpc_server(
     ``address`` may use port 0 (tests): the returned port is the real one.
     Raises ``OSError`` when the address cannot be bound.
     """
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    # No SO_REUSEPORT: a second server on a taken port must fail, not silently share it.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
+                         options=[("grpc.so_reuseport", 0)])
     add_servicers(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -55,5 +57,8 @@ def serve_until_signalled(server: grpc.Server, *, grace_secs: float) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    stop.wait()
+    # Wake up regularly: a signal delivered to one of gRPC's threads only runs our
+    # handler when the main thread next executes Python code.
+    while not stop.wait(0.5):
+        pass
     server.stop(grace_secs).wait()

@@ -1,4 +1,11 @@
-"""Fixtures shared by every suite: the whole stack as real processes, and free ports.
+"""Fixtures shared by every suite: the whole stack as real processes, free ports, and
+a real database engine per backend for the storage tests.
+
+The ``engine`` fixture runs each storage test twice: on a SQLite file in
+tmp_path, and on PostgreSQL in a fresh schema that is dropped afterwards.
+PostgreSQL comes from $CHORUS_TEST_POSTGRES_URL (default below); when it is
+unreachable those runs are skipped locally but fail when $CI is "true", so CI
+cannot go green without having tested PostgreSQL.
 
 The stack is `python -m chorus up` (exactly what a newcomer runs) on free
 loopback ports with a fresh data directory, started once per test session;
@@ -13,12 +20,20 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
+from sqlalchemy.engine import Engine, make_url
+
+from chorus.common.db import create_db_engine, sqlite_url
 
 STACK_START_TIMEOUT_SECS = 60
+WS_AUTH_DEADLINE_SECS = 2  # shorter than the default 10 s so the deadline test is quick
+MAX_SEND_BUFFER_BYTES = 64 * 1024  # smaller than the default 1 MiB so a slow reader is cut off sooner
 
 
 def free_port() -> int:
@@ -47,6 +62,9 @@ def stack(tmp_path_factory) -> Stack:
              ("http", "auth", "membership", "broker-router", "broker-pub")}
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    # read by the webgate process
+    env["CHORUS_WS_AUTH_DEADLINE_SECS"] = str(WS_AUTH_DEADLINE_SECS)
+    env["CHORUS_WS_MAX_SEND_BUFFER_BYTES"] = str(MAX_SEND_BUFFER_BYTES)
     log_path = root / "stack.log"
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", str(root / "data"),
                *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))]
@@ -82,3 +100,66 @@ def _wait_for_line(process: subprocess.Popen, text: str, timeout_secs: float) ->
             return None
         time.sleep(0.05)
     return None
+
+
+# databases for the storage tests ---------------------------------------------
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_CONNECT_TIMEOUT_SECS = 3
+
+
+def _libpq_url(url: str) -> str:
+    """``url`` as plain libpq understands it (no SQLAlchemy ``+driver`` suffix)."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    # libpq's "options" travels through SQLAlchemy's URL query into psycopg.connect,
+    # the same as connect_args={"options": ...}, while keeping create_db_engine in the path.
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("CHORUS_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    try:
+        with psycopg.connect(_libpq_url(url), connect_timeout=POSTGRES_CONNECT_TIMEOUT_SECS):
+            pass
+    except psycopg.Error as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = f"PostgreSQL unreachable at {shown} (set CHORUS_TEST_POSTGRES_URL): {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str):
+    """A fresh, empty schema name; dropped with everything in it after the test."""
+    schema = f"chorus_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    yield schema
+    with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str, postgres_schema: str):
+    engine = create_db_engine(_with_search_path(postgres_url, postgres_schema))
+    yield engine
+    engine.dispose()  # before the schema drop, which would wait on open connections' locks
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    engine = create_db_engine(sqlite_url(tmp_path, "test"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request) -> Engine:
+    return request.getfixturevalue(f"{request.param}_engine")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from chat import Api, Person, assert_delivered_to, assert_nothing_arrives, unique
+from chat import Api, Person, assert_delivered_to, assert_nothing_arrives
 
 
 @pytest.fixture
@@ -141,6 +141,12 @@ async def test_a_bad_token_closes_the_socket_with_4001(api, stack):
     await ws.send_str('{"op": "auth", "token": "forged.token.value"}')
     msg = await ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001 and msg.extra == "unauthenticated"
+
+
+async def test_a_socket_that_never_authenticates_is_closed_after_the_deadline(api, stack):
+    ws = await api.http.ws_connect(stack.ws_url)
+    msg = await ws.receive(timeout=10)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001 and msg.extra == "auth timeout"
 
 
 async def test_a_first_frame_that_is_not_auth_closes_the_socket(api, stack):

@@ -34,6 +34,26 @@ class Settings:
     shutdown_grace_secs: float = 5.0
 
 
+# flag -> environment variable, so errors can name both
+_ENV = {
+    "--listen": "CHORUS_WEBGATE_LISTEN",
+    "--auth": "CHORUS_AUTH_ADDRESS",
+    "--membership": "CHORUS_MEMBERSHIP_ADDRESS",
+    "--broker-router": "CHORUS_BROKER_ROUTER_ADDRESS",
+    "--broker-pub": "CHORUS_BROKER_PUB_ADDRESS",
+    "--auth-deadline-secs": "CHORUS_WS_AUTH_DEADLINE_SECS",
+    "--max-text-chars": "CHORUS_MAX_TEXT_CHARS",
+    "--max-frame-bytes": "CHORUS_WS_MAX_FRAME_BYTES",
+    "--max-body-bytes": "CHORUS_HTTP_MAX_BODY_BYTES",
+    "--max-send-buffer-bytes": "CHORUS_WS_MAX_SEND_BUFFER_BYTES",
+    "--backend-timeout-secs": "CHORUS_BACKEND_TIMEOUT_SECS",
+}
+
+
+def _name(flag: str) -> str:
+    return f"{flag} (${_ENV[flag]})"
+
+
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     d = Settings()
     add_flag(parser, "--listen", env=env, var="CHORUS_WEBGATE_LISTEN", default=DEFAULT_LISTEN,
@@ -61,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    host, port = parse_host_port(args.listen, name="--listen")
-    parse_host_port(args.auth, name="--auth")
-    parse_host_port(args.membership, name="--membership")
+    host, port = parse_host_port(args.listen, name=_name("--listen"))
+    parse_host_port(args.auth, name=_name("--auth"))
+    parse_host_port(args.membership, name=_name("--membership"))
     return Settings(
         host=host,
         port=port,
@@ -71,10 +91,10 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         membership_address=args.membership,
         broker_router=args.broker_router,
         broker_pub=args.broker_pub,
-        auth_deadline_secs=positive(args.auth_deadline_secs, name="--auth-deadline-secs", kind=float),
-        max_text_chars=positive(args.max_text_chars, name="--max-text-chars"),
-        max_frame_bytes=positive(args.max_frame_bytes, name="--max-frame-bytes"),
-        max_body_bytes=positive(args.max_body_bytes, name="--max-body-bytes"),
-        max_send_buffer_bytes=positive(args.max_send_buffer_bytes, name="--max-send-buffer-bytes"),
-        backend_timeout_secs=positive(args.backend_timeout_secs, name="--backend-timeout-secs", kind=float),
+        auth_deadline_secs=positive(args.auth_deadline_secs, name=_name("--auth-deadline-secs"), kind=float),
+        max_text_chars=positive(args.max_text_chars, name=_name("--max-text-chars")),
+        max_frame_bytes=positive(args.max_frame_bytes, name=_name("--max-frame-bytes")),
+        max_body_bytes=positive(args.max_body_bytes, name=_name("--max-body-bytes")),
+        max_send_buffer_bytes=positive(args.max_send_buffer_bytes, name=_name("--max-send-buffer-bytes")),
+        backend_timeout_secs=positive(args.backend_timeout_secs, name=_name("--backend-timeout-secs"), kind=float),
     )

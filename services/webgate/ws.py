@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -57,6 +59,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     except ApiError as exc:  # a backend or the broker is down: let the page retry
         log.warning("websocket session ended: %s", exc)
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"service unavailable")
+    except Exception:  # a bug of ours: say so and let the page reconnect
+        log.exception("websocket session failed")
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
     finally:
         deps.sockets.discard(ws)
         if session is not None:
@@ -136,13 +141,25 @@ def _error(exc: ApiError) -> bytes:
 
 
 def _cut_off(ws: web.WebSocketResponse, transport) -> None:
-    """Close a slow consumer without waiting on it; abort if it will not even take the close."""
+    """Close a slow consumer without waiting on it.
+
+    It gets the 1013 close frame if it reads it within CLOSE_ABORT_SECS;
+    otherwise the connection is dropped. Linger 0 (set now, while the socket
+    is surely open) makes the final close send RST and free the kernel's
+    buffer at once instead of keeping megabytes queued for a reader that will
+    never take them.
+    """
+    log.warning("cutting off a slow consumer with %d bytes unsent", transport.get_write_buffer_size())
+    sock = transport.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
     async def close() -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_ABORT_SECS):
                 await ws.close(code=CLOSE_SLOW_CONSUMER, message=b"slow consumer")
-                return
         transport.abort()
+
     task = asyncio.create_task(close())
     _background.add(task)
     task.add_done_callback(_background.discard)

@@ -1040,8 +1040,9 @@ async function createGroup(event) {
   error.textContent = "";
   submit.disabled = true;
   try {
-    const data = await authed("POST", "/api/groups", { name: input.value.trim() });
-    input.value = "";
+    const name = input.value;
+    const data = await authed("POST", "/api/groups", { name: name.trim() });
+    if (input.value === name) input.value = "";
     const id = data?.group?.id;
     if (id) {
       if (state.groups.has(id)) selectGroup(id); // the `joined` frame came first

@@ -3,7 +3,8 @@
 Database: --database-url, else $CHORUS_AUTH_DATABASE_URL, else $DATABASE_URL,
 else the SQLite file auth.db in the data directory. The token signing key
 comes from $CHORUS_TOKEN_KEY or the file named by --token-key-file /
-$CHORUS_TOKEN_KEY_FILE; there is no default key (`chorus up` generates one).
+$CHORUS_TOKEN_KEY_FILE (exactly one of them); there is no default key
+(`chorus up` generates one).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
 
 
 def _token_key(key_file: str | None, env: Mapping[str, str]) -> bytes:
+    if env.get("CHORUS_TOKEN_KEY") and key_file:
+        # Refused rather than ranked: silently signing with the other key would log everyone out.
+        raise ValueError("two token signing keys: CHORUS_TOKEN_KEY and a key file "
+                         "(CHORUS_TOKEN_KEY_FILE / --token-key-file); set only one")
     if env.get("CHORUS_TOKEN_KEY"):
         key = env["CHORUS_TOKEN_KEY"].encode()
         source = "CHORUS_TOKEN_KEY"

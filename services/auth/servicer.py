@@ -1,11 +1,14 @@
 """The Auth gRPC service: protobuf in, rules and store calls, protobuf out.
 
-Domain errors (errors.py) are mapped to a gRPC status in one table.
+Domain errors (errors.py) are mapped to a gRPC status in one table; anything
+else is a bug on our side: logged with its traceback, answered INTERNAL with a
+fixed message (no internals leak to the caller), and the server keeps serving.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 import grpc
 
@@ -13,12 +16,16 @@ from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, Invalid
                                 StorageUnavailable, UsernameTaken)
 from chorus.auth.passwords import Passwords
 from chorus.auth.storage import AccountRecord, AuthStore
-from chorus.auth.tokens import TokenSigner
+from chorus.auth.tokens import Claims, TokenSigner
 from chorus.auth.validation import check_display_name, check_password, check_username
 from chorus.pb import auth_pb2 as pb
 from chorus.pb import auth_pb2_grpc as pb_grpc
 
-__all__ = ["AuthServicer", "status_for"]
+__all__ = ["AuthServicer", "status_for", "INTERNAL_ERROR_DETAILS"]
+
+INTERNAL_ERROR_DETAILS = "internal error in the auth service"
+
+_log = logging.getLogger(__name__)
 
 _STATUS_BY_ERROR: dict[type[AuthError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
@@ -42,7 +49,12 @@ def _reports_errors(method):
         try:
             return method(self, request, context)
         except AuthError as error:
-            context.abort(status_for(error), str(error))
+            code, details = status_for(error), str(error)
+        except Exception:
+            # Requests carry passwords and tokens: log the traceback, never the request.
+            _log.exception("auth %s failed unexpectedly", method.__name__)
+            code, details = grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS
+        context.abort(code, details)  # raises; outside the try so it is never caught above
     return wrapper
 
 
@@ -89,7 +101,7 @@ class AuthServicer(pb_grpc.AuthServicer):
         self._store.revoke(claims.token_id, claims.expires_at)
         return pb.LogoutResponse()
 
-    def _verified(self, token: str):
+    def _verified(self, token: str) -> Claims:
         claims = self._signer.verify(token)
         if self._store.is_revoked(claims.token_id):
             raise InvalidToken("this token was logged out; log in again")

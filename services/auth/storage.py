@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import delete
@@ -58,7 +58,7 @@ class AccountRecord:
     id: str
     username: str
     display_name: str
-    password_hash: str
+    password_hash: str = field(repr=False)  # kept out of logs and tracebacks
 
 
 def _record(row: AccountRow) -> AccountRecord:

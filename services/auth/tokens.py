@@ -32,27 +32,35 @@ class TokenSigner:
     def __init__(self, key: bytes, *, ttl_secs: int, clock: Callable[[], float] = time.time) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the token signing key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+        if ttl_secs <= 0:
+            raise ValueError(f"the token lifetime must be > 0 seconds, got {ttl_secs}")
         self._key = key
         self._ttl_secs = ttl_secs
         self._clock = clock
 
-    def issue(self, account_id: str) -> tuple[str, Claims]:
-        now = int(self._clock())
+    def issue(self, account_id: str, now: float | None = None) -> tuple[str, Claims]:
+        """A new token for ``account_id`` and its claims; ``now`` (Unix seconds) defaults to the clock."""
+        now = int(self._clock() if now is None else now)
         claims = Claims(account_id, secrets.token_urlsafe(16), now + self._ttl_secs)
         token = jwt.encode({"sub": account_id, "jti": claims.token_id, "iat": now, "exp": claims.expires_at},
                            self._key, algorithm=ALGORITHM)
         return token, claims
 
-    def verify(self, token: str) -> Claims:
+    def verify(self, token: str, now: float | None = None) -> Claims:
+        """The claims of a token we signed that has not expired at ``now``; InvalidToken otherwise."""
+        now = self._clock() if now is None else now
         try:
-            # Expiry is checked against our injected clock, not PyJWT's.
+            # Time is checked against ``now``, not PyJWT's clock: its exp check is
+            # replaced below, and its iat check ("issued in the future") is off, or a
+            # replica whose clock is a second behind the issuer's would refuse fresh tokens.
             payload = jwt.decode(token, self._key, algorithms=[ALGORITHM],
-                                 options={"verify_exp": False, "require": ["sub", "jti", "exp"]})
+                                 options={"verify_exp": False, "verify_iat": False,
+                                          "require": ["sub", "jti", "exp"]})
         except jwt.InvalidTokenError:
             raise InvalidToken("invalid token; log in again") from None
         exp, sub, jti = payload["exp"], payload["sub"], payload["jti"]
         if not isinstance(exp, int) or not isinstance(sub, str) or not isinstance(jti, str):
             raise InvalidToken("invalid token; log in again")
-        if exp <= self._clock():
+        if exp <= now:
             raise InvalidToken("token expired; log in again")
         return Claims(sub, jti, exp)

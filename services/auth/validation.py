@@ -48,6 +48,18 @@ def check_display_name(display_name: str, *, default: str) -> str:
         return default
     if len(name) > DISPLAY_NAME_MAX_CHARS:
         raise InvalidInput(f"display name must be at most {DISPLAY_NAME_MAX_CHARS} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
+    if any(_is_control(ch) for ch in name):
         raise InvalidInput("display name must not contain control characters")
     return name
+
+
+# Bidi embeddings, overrides and isolates: they reorder the text around the name in a chat.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(ch: str) -> bool:
+    """Controls (Cc: NUL, newline, ESC...), line/paragraph separators, lone surrogates and bidi
+    controls. Other format characters (Cf) stay allowed because emoji sequences need the
+    zero-width joiner and tag characters, and unassigned code points (Cn) stay allowed
+    because emoji newer than Python's Unicode database are unassigned to it."""
+    return unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} or ch in _BIDI_CONTROLS

@@ -7,9 +7,6 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool, message_factory
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership.config import Settings
@@ -17,6 +14,7 @@ from chorus.membership.server import SERVICE_NAME, create_server
 from chorus.membership.storage import MembershipStore, create_tables
 from chorus.pb import membership_pb2 as pb
 from chorus.pb import membership_pb2_grpc as pb_grpc
+from generic_grpc import assert_serving, method_without_stubs
 
 MAX_MEMBERS = 3
 TIMEOUT_SECS = 5
@@ -162,28 +160,15 @@ def test_joining_a_full_group_is_a_failed_precondition(stub):
 
 
 def test_health_reports_the_service_serving(channel):
-    health = health_pb2_grpc.HealthStub(channel)
-    for service in ["chorus.membership.v1.Membership", ""]:
-        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT_SECS)
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    assert_serving(channel, "chorus.membership.v1.Membership")
     assert SERVICE_NAME == "chorus.membership.v1.Membership"
 
 
 def test_a_client_without_stubs_can_call_through_reflection(stub, channel):
     group = create(stub, "General", owner="u_ann")
-    # Everything below is learned from the server: a fresh pool, no chorus.pb types.
-    reflection_db = ProtoReflectionDescriptorDatabase(channel)
-    assert "chorus.membership.v1.Membership" in reflection_db.get_services()
-    pool = descriptor_pool.DescriptorPool(reflection_db)
-    method = pool.FindServiceByName("chorus.membership.v1.Membership").FindMethodByName("ListUserGroups")
-    request_class = message_factory.GetMessageClass(method.input_type)
-    response_class = message_factory.GetMessageClass(method.output_type)
+    list_user_groups, request_class = method_without_stubs(
+        channel, "chorus.membership.v1.Membership", "ListUserGroups")
     assert request_class is not pb.ListUserGroupsRequest
-    list_user_groups = channel.unary_unary(
-        "/chorus.membership.v1.Membership/ListUserGroups",
-        request_serializer=request_class.SerializeToString,
-        response_deserializer=response_class.FromString,
-    )
     reply = list_user_groups(request_class(account_id="u_ann"), timeout=TIMEOUT_SECS)
     assert [(g.id, g.name, g.owner_id, g.member_count) for g in reply.groups] == [
         (group.id, "General", "u_ann", 1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import event, inspect
@@ -18,27 +16,13 @@ from chorus.membership.errors import (
     TooManyGroups,
 )
 from chorus.membership.storage import GroupInfo, MembershipStore, create_tables
+from together import run_together
 
 OWNER = "u_owner"
 
 
 def names(infos: list[GroupInfo]) -> list[str]:
     return [info.name for info in infos]
-
-
-def run_together(count: int, action):
-    """Call ``action(i)`` from ``count`` threads released at the same moment; results in order."""
-    barrier = threading.Barrier(count)
-
-    def call(i):
-        barrier.wait()
-        try:
-            return action(i)
-        except Exception as exc:  # returned, so the test can count outcomes
-            return exc
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(call, range(count)))
 
 
 def test_created_group_has_its_owner_as_only_member(store):

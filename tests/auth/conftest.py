@@ -1,0 +1,15 @@
+"""Fixtures for the auth tests: a store on the shared ``engine`` (tests/conftest.py),
+which runs each storage test on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from chorus.auth.storage import AuthStore, create_tables
+
+
+@pytest.fixture
+def store(engine: Engine) -> AuthStore:
+    create_tables(engine)
+    return AuthStore(engine)

@@ -1,0 +1,188 @@
+"""The `chorus auth` process: it announces its address, serves, stops on SIGTERM, and fails clearly."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+
+from chorus.auth.config import Settings
+from chorus.auth.main import run
+from chorus.pb import auth_pb2 as pb
+from chorus.pb import auth_pb2_grpc as pb_grpc
+
+STARTUP_TIMEOUT_SECS = 20
+CALL_TIMEOUT_SECS = 10
+KEY = "process-test-signing-key-" + "x" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any Chorus settings a developer may have exported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    return {**env, **extra}
+
+
+class AuthProcess:
+    """`python -m chorus auth ...` with its stderr read line by line in the background."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "chorus", "auth", *args], env=env,
+                                        stderr=subprocess.PIPE, text=True)
+        self._lines: queue.Queue = queue.Queue()
+        self._seen: list[str] = []
+        self._ended = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self._lines.put(line)
+        self._lines.put(None)  # end of output
+
+    def _next_line(self, deadline: float) -> str | None:
+        """The next stderr line; None at the end of output or at ``deadline``."""
+        if self._ended:
+            return None
+        try:
+            line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        if line is None:
+            self._ended = True
+        else:
+            self._seen.append(line)
+        return line
+
+    def announcement(self) -> str | None:
+        """The address after "auth listening on", or None if the process ended without one."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
+        while (line := self._next_line(deadline)) is not None:
+            if line.startswith("auth listening on "):
+                return line.removeprefix("auth listening on ").strip()
+        if not self._ended:
+            pytest.fail(f"auth neither announced its address nor exited:\n{self.stderr()}")
+        return None
+
+    def exit_code(self) -> int:
+        try:
+            return self.process.wait(timeout=STARTUP_TIMEOUT_SECS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"auth did not exit within {STARTUP_TIMEOUT_SECS}s:\n{self.stderr()}")
+
+    def stderr(self) -> str:
+        """Everything written so far; all of it once the process has exited."""
+        deadline = time.monotonic() + (STARTUP_TIMEOUT_SECS if self.process.poll() is not None else 0)
+        while self._next_line(deadline) is not None:
+            pass
+        return "".join(self._seen)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def start():
+    """``start(args, env)``: an AuthProcess, killed after the test if it is still running."""
+    started: list[AuthProcess] = []
+
+    def start(args: list[str], env: dict[str, str]) -> AuthProcess:
+        started.append(AuthProcess(args, env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def test_the_process_serves_until_sigterm_and_keeps_logins_across_restarts(start, tmp_path):
+    port = free_port()
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path)]
+    env = clean_env(CHORUS_TOKEN_KEY=KEY)
+
+    first = start(args, env)
+    assert first.announcement() == f"127.0.0.1:{port}", first.stderr()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.AuthStub(channel)
+        ann = stub.Register(pb.RegisterRequest(username="ann", password="correct horse battery"),
+                            timeout=CALL_TIMEOUT_SECS).account
+        token = stub.Login(pb.LoginRequest(username="ann", password="correct horse battery"),
+                           timeout=CALL_TIMEOUT_SECS).token
+    assert (ann.username, ann.display_name) == ("ann", "ann")
+    assert (tmp_path / "auth.db").is_file()
+    first.process.send_signal(signal.SIGTERM)
+    assert first.exit_code() == 0, first.stderr()
+
+    second = start(args, env)
+    assert second.announcement() == f"127.0.0.1:{port}", second.stderr()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = pb_grpc.AuthStub(channel).Authenticate(pb.AuthenticateRequest(token=token),
+                                                       timeout=CALL_TIMEOUT_SECS)
+    assert reply.account == ann
+    second.process.send_signal(signal.SIGTERM)
+    assert second.exit_code() == 0, second.stderr()
+
+
+def test_a_port_in_use_is_exit_code_2_with_a_clear_message(start, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path)],
+                        clean_env(CHORUS_TOKEN_KEY=KEY))
+        assert process.exit_code() == 2
+    assert f"auth: cannot listen on 127.0.0.1:{port}" in process.stderr()
+
+
+def test_a_second_auth_on_the_same_port_is_refused_not_shared(start, tmp_path):
+    port = free_port()
+    env = clean_env(CHORUS_TOKEN_KEY=KEY)
+    first = start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "one")], env)
+    assert first.announcement() == f"127.0.0.1:{port}", first.stderr()
+    second = start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "two")], env)
+    assert second.announcement() is None, "the second server also listens on the port"
+    assert second.exit_code() == 2
+    assert f"auth: cannot listen on 127.0.0.1:{port}" in second.stderr()
+
+
+def test_a_missing_key_exits_nonzero_naming_chorus_token_key(start, tmp_path):
+    process = start(["--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path)], clean_env())
+    assert process.exit_code() == 2
+    err = process.stderr()
+    assert "auth: no token signing key: set CHORUS_TOKEN_KEY" in err
+    assert not (tmp_path / "auth.db").exists()
+
+
+def test_a_short_key_exits_nonzero_saying_how_long_it_must_be(start, tmp_path):
+    process = start(["--data-dir", str(tmp_path)], clean_env(CHORUS_TOKEN_KEY="too short"))
+    assert process.exit_code() == 2
+    assert "CHORUS_TOKEN_KEY is 9 bytes; it must be at least 32" in process.stderr()
+
+
+def test_an_unsupported_database_is_exit_code_2(capsys):
+    assert run(Settings(database_url="mysql://db/chorus", token_key=KEY.encode(), listen="127.0.0.1:0")) == 2
+    assert "auth: unsupported database 'mysql'" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_is_exit_code_1_without_the_password(capsys):
+    settings = Settings(database_url="postgresql://app:hunter2@127.0.0.1:1/chorus", token_key=KEY.encode(),
+                        listen="127.0.0.1:0")
+    assert run(settings) == 1
+    err = capsys.readouterr().err
+    assert "auth: cannot open database postgresql://app:***@127.0.0.1:1/chorus" in err
+    assert "hunter2" not in err
+

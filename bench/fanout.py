@@ -157,7 +157,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def bench(args, url: str) -> None:
-    async with aiohttp.ClientSession() as http:
+    # limit=0: one connection per simulated user (aiohttp pools 100 by default)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         t0 = time.monotonic()
         users, _ = await setup(http, url, args)
         sockets = await asyncio.gather(*(connect(http, url, u) for u in users))

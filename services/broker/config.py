@@ -44,11 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     return Settings(
-        router_endpoint=_endpoint(args.router, "--router"),
-        pub_endpoint=_endpoint(args.pub, "--pub"),
-        gateway_timeout_secs=positive(args.gateway_timeout_secs, name="--gateway-timeout-secs", kind=float),
-        max_text_chars=positive(args.max_text_chars, name="--max-text-chars"),
-        pub_hwm_msgs=positive(args.pub_hwm_msgs, name="--pub-hwm-msgs"),
+        router_endpoint=_endpoint(args.router, "--router ($CHORUS_BROKER_ROUTER)"),
+        pub_endpoint=_endpoint(args.pub, "--pub ($CHORUS_BROKER_PUB)"),
+        gateway_timeout_secs=positive(args.gateway_timeout_secs, name="--gateway-timeout-secs ($CHORUS_GATEWAY_TIMEOUT_SECS)", kind=float),
+        max_text_chars=positive(args.max_text_chars, name="--max-text-chars ($CHORUS_MAX_TEXT_CHARS)"),
+        pub_hwm_msgs=positive(args.pub_hwm_msgs, name="--pub-hwm-msgs ($CHORUS_BROKER_PUB_HWM)"),
     )
 
 

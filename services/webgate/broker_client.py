@@ -35,6 +35,10 @@ __all__ = ["BrokerClient"]
 
 log = logging.getLogger(__name__)
 
+# Bounded, so a gateway that falls behind makes the broker's PUB drop for this
+# gateway only (never block) instead of this process growing without limit.
+SUB_RCVHWM_MSGS = 100_000
+
 _FAILURES: dict[int, type[ApiError]] = {
     broker_pb2.Failure.NOT_MEMBER: NotMember,
     broker_pb2.Failure.BAD_REQUEST: InvalidArgument,
@@ -66,7 +70,7 @@ class BrokerClient:
         self.dealer.setsockopt(zmq.LINGER, 0)
         self.dealer.connect(self._router)
         self.sub = self._context.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.RCVHWM, 0)  # the broker's PUB side bounds the queue
+        self.sub.setsockopt(zmq.RCVHWM, SUB_RCVHWM_MSGS)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.subscribe(CONTROL_TOPIC)
         self.sub.connect(self._pub)

@@ -1,0 +1,80 @@
+"""A broker that dies and comes back: gateways register their live sessions
+again by themselves and the open pages go on sending and receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import aiohttp
+import pytest
+
+from chat import Api, Person, assert_delivered_to
+from conftest import free_port
+from processes import Service, service_env
+
+RECOVERY_SECS = 15  # heartbeat 1 s + reconnect; generous for a loaded CI machine
+
+
+@pytest.fixture
+def services(tmp_path):
+    ports = {name: free_port() for name in ("http", "auth", "membership", "router", "pub")}
+    env = service_env(secrets.token_urlsafe(32))
+    data = ["--data-dir", str(tmp_path / "data")]
+    router, pub = f"tcp://127.0.0.1:{ports['router']}", f"tcp://127.0.0.1:{ports['pub']}"
+    started = {
+        "auth": Service("auth", ["--listen", f"127.0.0.1:{ports['auth']}", *data], env, tmp_path),
+        "membership": Service("membership", ["--listen", f"127.0.0.1:{ports['membership']}", *data],
+                              env, tmp_path),
+        "broker": Service("broker", ["--router", router, "--pub", pub], env, tmp_path),
+        "webgate": Service("webgate", [
+            "--listen", f"127.0.0.1:{ports['http']}", "--auth", f"127.0.0.1:{ports['auth']}",
+            "--membership", f"127.0.0.1:{ports['membership']}",
+            "--broker-router", router, "--broker-pub", pub], env, tmp_path),
+    }
+    for service in started.values():
+        service.start()
+    yield started, f"http://127.0.0.1:{ports['http']}"
+    for service in reversed(list(started.values())):
+        assert service.stop() == 0, f"{service.name} did not stop cleanly"
+
+
+async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(services):
+    started, base_url = services
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, base_url)
+        ws_url = base_url.replace("http", "ws") + "/ws"
+        alice, bob = await Person.register(api, ws_url, "alice"), await Person.register(api, ws_url, "bob")
+        group = await alice.create_group()
+        await bob.join(group)
+        alice_page, bob_page = await alice.open_page(), await bob.open_page()
+        await alice_page.post_and_ack(group, "before")
+        await assert_delivered_to([bob_page], group, "before")
+
+        started["broker"].kill()
+        started["broker"].start()
+
+        deadline = asyncio.get_running_loop().time() + RECOVERY_SECS
+        while True:  # until the gateway has registered the sessions with the new broker
+            ref = await alice_page.post(group, "after")
+            frame = await _ack_or_error(alice_page, ref)
+            if frame["op"] == "ack":
+                break
+            assert frame["code"] == "unavailable", frame
+            assert asyncio.get_running_loop().time() < deadline, "the sessions never came back"
+            await asyncio.sleep(0.5)
+        await assert_delivered_to([bob_page, alice_page], group, "after")
+        assert frame["seq"] == 1, "sequence numbers are in the broker's memory until durability lands"
+
+
+async def _ack_or_error(page, ref: str) -> dict:
+    """The answer to ``ref``, whichever it is; other frames stay for later expects."""
+    others = []
+    try:
+        while True:
+            frame = await page.next_frame(timeout=10)
+            if frame.get("ref") == ref and frame["op"] in ("ack", "error"):
+                return frame
+            others.append(frame)
+    finally:
+        page.seen[:0] = others

@@ -30,6 +30,9 @@ class Hub:
     def __init__(self, broker: BrokerClient) -> None:
         self.broker = broker
         self.sessions = LocalSessions()
+        # Sessions holding subscription references: unregister gives back only
+        # what register took, however often it is called.
+        self._registered: set[Session] = set()
         self._events: asyncio.Queue[broker_pb2.MembershipEvent] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
         broker.on_delivery = self._deliver
@@ -62,12 +65,16 @@ class Hub:
         except BaseException:
             self._unsubscribe(self.sessions.release(session.groups))
             raise
+        self._registered.add(session)
 
     def attach(self, session: Session) -> None:
         self.sessions.attach(session)
 
     async def unregister(self, session: Session) -> None:
         session.closed = True
+        if session not in self._registered:
+            return
+        self._registered.discard(session)
         self.sessions.detach(session)
         self._unsubscribe(self.sessions.release(session.groups))
         try:
@@ -111,7 +118,11 @@ class Hub:
         if not sessions:
             return
         self._subscribe(self.sessions.acquire([group.id] * len(sessions)))
-        await self.broker.sync()
+        try:
+            await self.broker.sync()
+        except BaseException:
+            self._unsubscribe(self.sessions.release([group.id] * len(sessions)))
+            raise
         frame = text_frame(encode({"op": "joined", "group": {"id": group.id, "name": group.name}}))
         for session in sessions:
             if session.closed:  # closed while we waited: give its reference back

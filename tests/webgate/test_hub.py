@@ -1,0 +1,132 @@
+"""The hub's bookkeeping against a fake broker client: subscriptions stay right
+when registration fails, and membership events reach exactly the right sessions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from websockets.frames import Frame
+from websockets.streams import StreamReader
+
+from chorus.pb import broker_pb2
+from chorus.webgate.errors import Unavailable
+from chorus.webgate.hub import Hub
+from chorus.webgate.sessions import Session
+
+
+class FakeBroker:
+    """The BrokerClient interface the hub uses, with subscriptions recorded."""
+
+    def __init__(self):
+        self.subscribed: set[str] = set()
+        self.failing_sync = False
+        self.opened: list[str] = []
+
+    def subscribe(self, group):
+        assert group not in self.subscribed, f"subscribed twice to {group}"
+        self.subscribed.add(group)
+
+    def unsubscribe(self, group):
+        assert group in self.subscribed, f"unsubscribed from {group} without a subscription"
+        self.subscribed.remove(group)
+
+    async def sync(self):
+        if self.failing_sync:
+            raise Unavailable("broker down")
+
+    async def open_session(self, session_id, user, groups):
+        self.opened.append(session_id)
+
+    async def close_session(self, session_id):
+        pass
+
+
+class Transport:
+    def __init__(self):
+        self.frames: list[dict] = []
+
+    def write(self, data):
+        reader = StreamReader()
+        reader.feed_data(data)
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            self.frames.append(orjson.loads(done.value.data))
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def is_closing(self):
+        return False
+
+
+def session(sid, account, groups):
+    return Session(sid, {"id": account, "username": account, "display_name": account},
+                   dict.fromkeys(groups, "name"), Transport(), max_send_buffer_bytes=1 << 20,
+                   on_overflow=lambda s: None)
+
+
+@pytest.fixture
+async def hub():
+    broker = FakeBroker()
+    hub = Hub(broker)
+    worker = asyncio.create_task(hub._apply_events())
+    yield hub
+    worker.cancel()
+
+
+async def live(hub, s):
+    await hub.register(s)
+    hub.attach(s)
+    return s
+
+
+def delivery(group, text):
+    return broker_pb2.Delivery(group_id=group, seq=1, ts_ms=1, text=text,
+                               sender=broker_pb2.Person(id="x")).SerializeToString()
+
+
+async def test_a_failed_registration_leaves_other_sessions_subscriptions_alone(hub):
+    alice = await live(hub, session("s1", "alice", ["g1"]))
+    hub.broker.failing_sync = True
+    bob = session("s2", "bob", ["g1", "g2"])
+    with pytest.raises(Unavailable):
+        await hub.register(bob)
+    await hub.unregister(bob)  # what the WebSocket handler does on its way out
+    await hub.unregister(bob)
+    assert hub.broker.subscribed == {"g1"}, "g1 still needed by alice; g2 given back"
+    hub.broker.on_delivery("g1", delivery("g1", "still here"))
+    assert alice.transport.frames[-1]["text"] == "still here"
+
+
+async def test_deliveries_reach_only_attached_members_with_one_encoding(hub):
+    a = await live(hub, session("s1", "alice", ["g1"]))
+    b = await live(hub, session("s2", "bob", ["g1", "g2"]))
+    c = await live(hub, session("s3", "carol", ["g2"]))
+    hub.broker.on_delivery("g1", delivery("g1", "hello"))
+    assert [f["text"] for f in a.transport.frames] == ["hello"]
+    assert [f["text"] for f in b.transport.frames] == ["hello"]
+    assert c.transport.frames == []
+
+
+async def test_join_and_leave_events_apply_to_every_session_of_that_account_in_order(hub):
+    tab1 = await live(hub, session("s1", "alice", []))
+    tab2 = await live(hub, session("s2", "alice", []))
+    other = await live(hub, session("s3", "bob", []))
+    group = broker_pb2.GroupRef(id="g9", name="Nine")
+    hub.broker.on_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
+    hub.broker.on_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=False))
+    hub.broker.on_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    for tab in (tab1, tab2):
+        assert [f["op"] for f in tab.transport.frames] == ["joined", "left", "joined"]
+        assert "g9" in tab.groups
+    assert other.transport.frames == []
+    assert hub.broker.subscribed == {"g9"}
+    await hub.unregister(tab1)
+    await hub.unregister(tab2)
+    assert hub.broker.subscribed == set(), "the last holder gave the subscription back"

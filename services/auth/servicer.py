@@ -7,7 +7,6 @@ fixed message (no internals leak to the caller), and the server keeps serving.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import grpc
@@ -18,6 +17,8 @@ from chorus.auth.passwords import Passwords
 from chorus.auth.storage import AccountRecord, AuthStore
 from chorus.auth.tokens import Claims, TokenSigner
 from chorus.auth.validation import check_display_name, check_password, check_username
+from chorus.common.grpcerrors import reports_errors
+from chorus.common.grpcerrors import status_for as common_status_for
 from chorus.pb import auth_pb2 as pb
 from chorus.pb import auth_pb2_grpc as pb_grpc
 
@@ -37,25 +38,10 @@ _STATUS_BY_ERROR: dict[type[AuthError], grpc.StatusCode] = {
 
 
 def status_for(error: AuthError) -> grpc.StatusCode:
-    for cls in type(error).__mro__:
-        if cls in _STATUS_BY_ERROR:
-            return _STATUS_BY_ERROR[cls]
-    return grpc.StatusCode.INTERNAL
+    return common_status_for(error, _STATUS_BY_ERROR)
 
 
-def _reports_errors(method):
-    @functools.wraps(method)
-    def wrapper(self, request, context: grpc.ServicerContext):
-        try:
-            return method(self, request, context)
-        except AuthError as error:
-            code, details = status_for(error), str(error)
-        except Exception:
-            # Requests carry passwords and tokens: log the traceback, never the request.
-            _log.exception("auth %s failed unexpectedly", method.__name__)
-            code, details = grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS
-        context.abort(code, details)  # raises; outside the try so it is never caught above
-    return wrapper
+_reports_errors = reports_errors(AuthError, _STATUS_BY_ERROR, log=_log, internal_details=INTERNAL_ERROR_DETAILS)
 
 
 def _account(record: AccountRecord) -> pb.Account:

@@ -1,12 +1,13 @@
 """The Membership gRPC service: protobuf in, store call, protobuf out.
 
 Validation and every rule live in the store; this module only converts, and
-maps the domain errors (see errors.py) to a gRPC status in one table.
+maps the domain errors (see errors.py) to a gRPC status in one table
+(chorus.common.grpcerrors: anything else is logged and answered INTERNAL).
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 
 import grpc
 
@@ -18,15 +19,19 @@ from chorus.membership.errors import (
     MembershipError,
     StorageUnavailable,
 )
+from chorus.common.grpcerrors import reports_errors
+from chorus.common.grpcerrors import status_for as common_status_for
 from chorus.membership.storage import GroupInfo, MembershipStore
 from chorus.membership.validation import page_size
 from chorus.pb import membership_pb2 as pb
 from chorus.pb import membership_pb2_grpc as pb_grpc
 
-__all__ = ["MembershipServicer", "DEFAULT_DIRECTORY_PAGE_SIZE", "MAX_DIRECTORY_PAGE_SIZE", "status_for"]
+__all__ = ["MembershipServicer", "DEFAULT_DIRECTORY_PAGE_SIZE", "MAX_DIRECTORY_PAGE_SIZE", "status_for",
+           "INTERNAL_ERROR_DETAILS"]
 
 DEFAULT_DIRECTORY_PAGE_SIZE = 200  # ListGroups with limit 0
 MAX_DIRECTORY_PAGE_SIZE = 1000  # larger limits are capped, not refused
+INTERNAL_ERROR_DETAILS = "internal error in the membership service"
 
 # Looked up along the exception's MRO, so GroupFull and TooManyGroups share LimitReached's status.
 _STATUS_BY_ERROR: dict[type[MembershipError], grpc.StatusCode] = {
@@ -40,23 +45,11 @@ _STATUS_BY_ERROR: dict[type[MembershipError], grpc.StatusCode] = {
 
 def status_for(error: MembershipError) -> grpc.StatusCode:
     """The status for ``error``: its own class's entry, else its nearest ancestor's, else INTERNAL."""
-    for cls in type(error).__mro__:
-        if cls in _STATUS_BY_ERROR:
-            return _STATUS_BY_ERROR[cls]
-    return grpc.StatusCode.INTERNAL
+    return common_status_for(error, _STATUS_BY_ERROR)
 
 
-def _reports_errors(method):
-    """Abort the call with the mapped status when the handler raises a MembershipError."""
-
-    @functools.wraps(method)
-    def wrapper(self, request, context: grpc.ServicerContext):
-        try:
-            return method(self, request, context)
-        except MembershipError as error:
-            context.abort(status_for(error), str(error))
-
-    return wrapper
+_reports_errors = reports_errors(MembershipError, _STATUS_BY_ERROR, log=logging.getLogger(__name__),
+                                 internal_details=INTERNAL_ERROR_DETAILS)
 
 
 def _group(info: GroupInfo) -> pb.Group:

@@ -11,6 +11,7 @@ import pytest
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership.config import Settings
 from chorus.membership.server import SERVICE_NAME, create_server
+from chorus.membership.servicer import INTERNAL_ERROR_DETAILS
 from chorus.membership.storage import MembershipStore, create_tables
 from chorus.pb import membership_pb2 as pb
 from chorus.pb import membership_pb2_grpc as pb_grpc
@@ -173,3 +174,30 @@ def test_a_client_without_stubs_can_call_through_reflection(stub, channel):
     assert [(g.id, g.name, g.owner_id, g.member_count) for g in reply.groups] == [
         (group.id, "General", "u_ann", 1)
     ]
+
+
+class BrokenDirectory(MembershipStore):
+    """A store with a bug in one method: the directory."""
+
+    def directory(self, account_id, limit):
+        raise RuntimeError("bug: directory exploded")
+
+
+def test_a_bug_is_internal_logged_and_the_server_keeps_serving(tmp_path, caplog):
+    url = sqlite_url(tmp_path, "broken")
+    engine = create_db_engine(url)
+    create_tables(engine)
+    server, port = create_server("127.0.0.1:0", BrokenDirectory(engine), Settings(database_url=url, max_workers=2))
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.MembershipStub(channel)
+            with refused_with(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS):
+                stub.ListGroups(pb.ListGroupsRequest(), timeout=TIMEOUT_SECS)
+            assert create(stub, "Still serving").name == "Still serving"
+    finally:
+        server.stop(None)
+        engine.dispose()
+    [logged] = [r for r in caplog.records if r.name == "chorus.membership.servicer"]
+    assert logged.levelname == "ERROR" and "ListGroups" in logged.getMessage()
+    assert "bug: directory exploded" in logged.exc_text

@@ -54,6 +54,11 @@ class AuthStub:
                 request_serializer=chorus_dot_pb_dot_auth__pb2.LogoutRequest.SerializeToString,
                 response_deserializer=chorus_dot_pb_dot_auth__pb2.LogoutResponse.FromString,
                 _registered_method=True)
+        self.GetAccounts = channel.unary_unary(
+                '/chorus.auth.v1.Auth/GetAccounts',
+                request_serializer=chorus_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
+                response_deserializer=chorus_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServicer:
@@ -87,6 +92,14 @@ class AuthServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccounts(self, request, context):
+        """Public profiles of accounts (id, username, display name); unknown ids are
+        left out. At most 1000 ids per call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +122,11 @@ def add_AuthServicer_to_server(servicer, server):
                     servicer.Logout,
                     request_deserializer=chorus_dot_pb_dot_auth__pb2.LogoutRequest.FromString,
                     response_serializer=chorus_dot_pb_dot_auth__pb2.LogoutResponse.SerializeToString,
+            ),
+            'GetAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccounts,
+                    request_deserializer=chorus_dot_pb_dot_auth__pb2.GetAccountsRequest.FromString,
+                    response_serializer=chorus_dot_pb_dot_auth__pb2.GetAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +237,33 @@ class Auth:
             '/chorus.auth.v1.Auth/Logout',
             chorus_dot_pb_dot_auth__pb2.LogoutRequest.SerializeToString,
             chorus_dot_pb_dot_auth__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chorus.auth.v1.Auth/GetAccounts',
+            chorus_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
+            chorus_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

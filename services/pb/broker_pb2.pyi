@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GatewayRequest(_message.Message):
-    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync")
+    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync", "history", "group_states", "mark_read", "online", "system_post")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     OPEN_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,11 @@ class GatewayRequest(_message.Message):
     POST_FIELD_NUMBER: _ClassVar[int]
     MEMBERSHIP_CHANGE_FIELD_NUMBER: _ClassVar[int]
     SYNC_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_STATES_FIELD_NUMBER: _ClassVar[int]
+    MARK_READ_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_POST_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     hello: Hello
     open_session: OpenSession
@@ -23,7 +28,12 @@ class GatewayRequest(_message.Message):
     post: Post
     membership_change: MembershipChange
     sync: Sync
-    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ...) -> None: ...
+    history: History
+    group_states: GroupStates
+    mark_read: MarkRead
+    online: Online
+    system_post: SystemPost
+    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., group_states: _Optional[_Union[GroupStates, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., online: _Optional[_Union[Online, _Mapping]] = ..., system_post: _Optional[_Union[SystemPost, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("gateway_id",)
@@ -91,19 +101,101 @@ class Sync(_message.Message):
     nonce: bytes
     def __init__(self, nonce: _Optional[bytes] = ...) -> None: ...
 
+class History(_message.Message):
+    __slots__ = ("group_id", "before_seq", "after_seq", "limit")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    before_seq: int
+    after_seq: int
+    limit: int
+    def __init__(self, group_id: _Optional[str] = ..., before_seq: _Optional[int] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GroupStates(_message.Message):
+    __slots__ = ("account_id", "group_ids")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    group_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., group_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MarkRead(_message.Message):
+    __slots__ = ("account_id", "group_id", "seq")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    group_id: str
+    seq: int
+    def __init__(self, account_id: _Optional[str] = ..., group_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class Online(_message.Message):
+    __slots__ = ("group_id",)
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    def __init__(self, group_id: _Optional[str] = ...) -> None: ...
+
+class SystemPost(_message.Message):
+    __slots__ = ("group_id", "sender_name", "text")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    sender_name: str
+    text: str
+    def __init__(self, group_id: _Optional[str] = ..., sender_name: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
 class BrokerReply(_message.Message):
-    __slots__ = ("request_id", "welcome", "done", "posted", "failure")
+    __slots__ = ("request_id", "welcome", "done", "posted", "failure", "messages", "states", "online_members")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     POSTED_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     welcome: Welcome
     done: Done
     posted: Posted
     failure: Failure
-    def __init__(self, request_id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., posted: _Optional[_Union[Posted, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+    messages: Messages
+    states: States
+    online_members: OnlineMembers
+    def __init__(self, request_id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., posted: _Optional[_Union[Posted, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., messages: _Optional[_Union[Messages, _Mapping]] = ..., states: _Optional[_Union[States, _Mapping]] = ..., online_members: _Optional[_Union[OnlineMembers, _Mapping]] = ...) -> None: ...
+
+class Messages(_message.Message):
+    __slots__ = ("messages", "more")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[Delivery]
+    more: bool
+    def __init__(self, messages: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class GroupState(_message.Message):
+    __slots__ = ("group_id", "last_seq", "read_seq")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    READ_SEQ_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    last_seq: int
+    read_seq: int
+    def __init__(self, group_id: _Optional[str] = ..., last_seq: _Optional[int] = ..., read_seq: _Optional[int] = ...) -> None: ...
+
+class States(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[GroupState]
+    def __init__(self, groups: _Optional[_Iterable[_Union[GroupState, _Mapping]]] = ...) -> None: ...
+
+class OnlineMembers(_message.Message):
+    __slots__ = ("account_ids",)
+    ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    account_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("broker_id", "fresh")
@@ -136,11 +228,13 @@ class Failure(_message.Message):
         NOT_MEMBER: _ClassVar[Failure.Code]
         UNKNOWN_SESSION: _ClassVar[Failure.Code]
         UNKNOWN_GATEWAY: _ClassVar[Failure.Code]
+        UNAVAILABLE: _ClassVar[Failure.Code]
     CODE_UNSPECIFIED: Failure.Code
     BAD_REQUEST: Failure.Code
     NOT_MEMBER: Failure.Code
     UNKNOWN_SESSION: Failure.Code
     UNKNOWN_GATEWAY: Failure.Code
+    UNAVAILABLE: Failure.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     code: Failure.Code

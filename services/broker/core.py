@@ -1,15 +1,26 @@
-"""The broker's decisions, without sockets: requests in, replies and publications out.
+"""The broker's decisions, without sockets or SQL: requests in, replies and publications out.
 
 The ZeroMQ driver (server.py) hands every ROUTER message to ``handle_request``
-and every XPUB subscription message to ``handle_subscription``, calls ``tick``
+and every XPUB subscription message to ``handle_subscription``, calls
+``flush`` once per poll round (after draining the ROUTER batch) and ``tick``
 periodically, and sends whatever they return. Nothing a peer sends can stop
-the broker: a bad envelope becomes a Failure reply, never an exception.
+the broker: a bad envelope becomes a Failure reply, never an exception; a
+failing store becomes Failure UNAVAILABLE.
 
 Message policy: a Post is accepted only from a registered session whose
-account is in the group; it gets the group's next sequence number (per group,
-strictly increasing, starting at 1 in this process) and the broker's wall
-clock time, is published ONCE on the group's topic (ZeroMQ copies it to each
-subscribed gateway, not to each member) and acked to the sender.
+account is in the group (a SystemPost comes from a trusted backend: no
+membership check, sender {id: "system", username = display_name = sender_name}).
+Accepted posts wait for ``flush`` (posting.py): the whole round is stored in
+one transaction, then each gets the group's next sequence number (per group,
+strictly increasing and gap-free, continuing across restarts from the store),
+is published ONCE on the group's topic (ZeroMQ copies it to each subscribed
+gateway, not to each member) and acked. An ack therefore means "stored";
+whoever saw the ack or the Delivery finds the message in History.
+
+A MembershipChange flushes the pending posts first, so gateways see
+deliveries and membership events in the order the broker decided them.
+History, GroupStates and MarkRead read or write the store directly (one short
+transaction each); Online answers from the routing table.
 """
 
 from __future__ import annotations
@@ -17,7 +28,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
@@ -25,29 +35,23 @@ from chorus.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
 from .errors import BadRequest, BrokerError, NotMember, UnknownGateway, UnknownSession
+from .outputs import Output, Publish, Reply, failure, reply
+from .posting import PendingPost, PostBatcher, delivery_of
+from .records import Store
 from .routing import RoutingTable
-from .topics import BARRIER_PREFIX, CONTROL_TOPIC, group_topic
+from .topics import BARRIER_PREFIX, CONTROL_TOPIC
 
-__all__ = ["BrokerCore", "Reply", "Publish", "Output"]
+__all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE",
+           "DEFAULT_HISTORY_PAGE", "MAX_SENDER_NAME_CHARS", "SYSTEM_SENDER_ID"]
 
 log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    identity: bytes
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    topic: bytes
-    payload: bytes
-
-
-Output = Reply | Publish
+MAX_GROUPS_PER_REQUEST = 1000
+MAX_SENDER_NAME_CHARS = 64
+SYSTEM_SENDER_ID = "system"
+DEFAULT_HISTORY_PAGE = 50       # History with limit 0
+DEFAULT_MAX_HISTORY_PAGE = 100  # larger limits are capped; Messages.more says the rest exists
 
 
 class BrokerCore:
@@ -55,21 +59,24 @@ class BrokerCore:
         self,
         *,
         broker_id: str,
+        store: Store,
         gateway_timeout_secs: float,
         max_text_chars: int,
+        max_history_page: int = DEFAULT_MAX_HISTORY_PAGE,
         barrier_ttl_secs: float = 30.0,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.broker_id = broker_id
         self.routing = RoutingTable()
+        self._store = store
+        self._posts = PostBatcher(store, wall_clock_ms=wall_clock_ms)
         self._gateway_timeout_secs = gateway_timeout_secs
         self._max_text_chars = max_text_chars
+        self._max_history_page = max_history_page
         self._barrier = SubscriptionBarrier(ttl_secs=barrier_ttl_secs)
-        self._wall_clock_ms = wall_clock_ms
         self._monotonic = monotonic
         self._gateways: dict[bytes, float] = {}  # identity -> last heard (monotonic)
-        self._last_seq: dict[str, int] = {}
         self._handlers = {
             "hello": self._hello,
             "open_session": self._open_session,
@@ -77,6 +84,11 @@ class BrokerCore:
             "post": self._post,
             "membership_change": self._membership_change,
             "sync": self._sync,
+            "history": self._history,
+            "group_states": self._group_states,
+            "mark_read": self._mark_read,
+            "online": self._online,
+            "system_post": self._system_post,
         }
 
     # entry points -----------------------------------------------------------
@@ -86,7 +98,7 @@ class BrokerCore:
         try:
             request.ParseFromString(payload)
         except DecodeError:
-            return [self._failure(identity, 0, BadRequest("envelope is not a GatewayRequest"))]
+            return [failure(identity, 0, BadRequest("envelope is not a GatewayRequest"))]
         kind = request.WhichOneof("kind")
         try:
             if kind is None:
@@ -97,7 +109,7 @@ class BrokerCore:
                 self._gateways[identity] = self._monotonic()
             return self._handlers[kind](identity, request.request_id, getattr(request, kind))
         except BrokerError as exc:
-            return [self._failure(identity, request.request_id, exc)]
+            return [failure(identity, request.request_id, exc)]
 
     def handle_subscription(self, message: bytes) -> list[Output]:
         """An XPUB message: b"\\x01" + topic subscribes, b"\\x00" + topic unsubscribes."""
@@ -108,7 +120,16 @@ class BrokerCore:
         if waiter is None:
             return []
         identity, request_id = waiter
-        return [self._reply(identity, request_id, done=broker_pb2.Done())]
+        return [reply(identity, request_id, done=broker_pb2.Done())]
+
+    def flush(self) -> list[Output]:
+        """Store the posts accepted since the last flush (one transaction); then their
+        publications and acks in arrival order, or Failure UNAVAILABLE for each."""
+        return self._posts.flush()
+
+    @property
+    def pending_posts(self) -> int:
+        return len(self._posts)
 
     def tick(self) -> list[Output]:
         """Expire silent gateways (dropping their sessions) and stale barrier entries."""
@@ -122,7 +143,7 @@ class BrokerCore:
         self._barrier.expire(now)
         return []
 
-    # handlers ---------------------------------------------------------------
+    # sessions and membership --------------------------------------------------
 
     def _hello(self, identity: bytes, request_id: int, hello) -> list[Output]:
         fresh = identity not in self._gateways
@@ -130,7 +151,7 @@ class BrokerCore:
         if fresh:
             log.info("gateway %r (%s) connected", identity, hello.gateway_id)
         welcome = broker_pb2.Welcome(broker_id=self.broker_id, fresh=fresh)
-        return [self._reply(identity, request_id, welcome=welcome)]
+        return [reply(identity, request_id, welcome=welcome)]
 
     def _open_session(self, identity: bytes, request_id: int, open_session) -> list[Output]:
         _check_id(open_session.session_id, "session_id")
@@ -141,37 +162,16 @@ class BrokerCore:
             identity, open_session.session_id, open_session.account.id, open_session.group_ids
         )
         session.profile = open_session.account
-        return [self._reply(identity, request_id, done=broker_pb2.Done())]
+        return [reply(identity, request_id, done=broker_pb2.Done())]
 
     def _close_session(self, identity: bytes, request_id: int, close_session) -> list[Output]:
         self.routing.close_session(identity, close_session.session_id)
-        return [self._reply(identity, request_id, done=broker_pb2.Done())]
-
-    def _post(self, identity: bytes, request_id: int, post) -> list[Output]:
-        session = self.routing.session(identity, post.session_id)
-        if session is None:
-            raise UnknownSession(f"session {post.session_id!r} is not registered")
-        if post.group_id not in session.groups:
-            raise NotMember(f"not a member of group {post.group_id!r}")
-        if not post.text.strip():
-            raise BadRequest("text is blank")
-        if len(post.text) > self._max_text_chars:
-            raise BadRequest(f"text is over {self._max_text_chars} characters")
-        seq = self._last_seq.get(post.group_id, 0) + 1
-        self._last_seq[post.group_id] = seq
-        ts_ms = self._wall_clock_ms()
-        delivery = broker_pb2.Delivery(
-            group_id=post.group_id, seq=seq, ts_ms=ts_ms, sender=session.profile, text=post.text
-        )
-        posted = broker_pb2.Posted(group_id=post.group_id, seq=seq, ts_ms=ts_ms)
-        return [
-            Publish(group_topic(post.group_id), delivery.SerializeToString()),
-            self._reply(identity, request_id, posted=posted),
-        ]
+        return [reply(identity, request_id, done=broker_pb2.Done())]
 
     def _membership_change(self, identity: bytes, request_id: int, change) -> list[Output]:
         _check_id(change.account_id, "account_id")
         _check_id(change.group.id, "group.id")
+        earlier = self.flush()  # posts accepted before the change are published before its event
         if change.joined:
             self.routing.join(change.account_id, change.group.id)
         else:
@@ -180,27 +180,79 @@ class BrokerCore:
             account_id=change.account_id, group=change.group, joined=change.joined
         )
         return [
+            *earlier,
             Publish(CONTROL_TOPIC, event.SerializeToString()),
-            self._reply(identity, request_id, done=broker_pb2.Done()),
+            reply(identity, request_id, done=broker_pb2.Done()),
         ]
 
     def _sync(self, identity: bytes, request_id: int, sync) -> list[Output]:
         if not sync.nonce:
             raise BadRequest("sync needs a nonce")
         if self._barrier.sync_requested(sync.nonce, (identity, request_id), self._monotonic()):
-            return [self._reply(identity, request_id, done=broker_pb2.Done())]
+            return [reply(identity, request_id, done=broker_pb2.Done())]
         return []
 
-    # replies ----------------------------------------------------------------
+    def _online(self, identity: bytes, request_id: int, online) -> list[Output]:
+        _check_id(online.group_id, "group_id")
+        members = sorted(self.routing.members_of(online.group_id))
+        return [reply(identity, request_id, online_members=broker_pb2.OnlineMembers(account_ids=members))]
 
-    @staticmethod
-    def _reply(identity: bytes, request_id: int, **kind) -> Reply:
-        reply = broker_pb2.BrokerReply(request_id=request_id, **kind)
-        return Reply(identity, reply.SerializeToString())
+    # messages -----------------------------------------------------------------
 
-    def _failure(self, identity: bytes, request_id: int, exc: BrokerError) -> Reply:
-        failure = broker_pb2.Failure(code=exc.code, message=str(exc))
-        return self._reply(identity, request_id, failure=failure)
+    def _post(self, identity: bytes, request_id: int, post) -> list[Output]:
+        session = self.routing.session(identity, post.session_id)
+        if session is None:
+            raise UnknownSession(f"session {post.session_id!r} is not registered")
+        if post.group_id not in session.groups:
+            raise NotMember(f"not a member of group {post.group_id!r}")
+        self._check_text(post.text)
+        self._posts.add(PendingPost(identity, request_id, post.group_id, session.profile, post.text))
+        return []
+
+    def _system_post(self, identity: bytes, request_id: int, post) -> list[Output]:
+        _check_id(post.group_id, "group_id")
+        name = post.sender_name
+        if not name.strip() or len(name) > MAX_SENDER_NAME_CHARS or not name.isprintable():
+            raise BadRequest(f"sender_name must be 1-{MAX_SENDER_NAME_CHARS} printable characters")
+        self._check_text(post.text)
+        sender = broker_pb2.Person(id=SYSTEM_SENDER_ID, username=name, display_name=name)
+        self._posts.add(PendingPost(identity, request_id, post.group_id, sender, post.text))
+        return []
+
+    def _history(self, identity: bytes, request_id: int, history) -> list[Output]:
+        _check_id(history.group_id, "group_id")
+        if history.before_seq and history.after_seq:
+            raise BadRequest("give before_seq or after_seq, not both")
+        limit = min(history.limit or DEFAULT_HISTORY_PAGE, self._max_history_page)
+        stored, more = self._store.page(history.group_id, before_seq=history.before_seq,
+                                        after_seq=history.after_seq, limit=limit)
+        messages = broker_pb2.Messages(messages=[delivery_of(m) for m in stored], more=more)
+        return [reply(identity, request_id, messages=messages)]
+
+    def _group_states(self, identity: bytes, request_id: int, states) -> list[Output]:
+        _check_id(states.account_id, "account_id")
+        if len(states.group_ids) > MAX_GROUPS_PER_REQUEST:
+            raise BadRequest(f"at most {MAX_GROUPS_PER_REQUEST} group_ids per request")
+        for group in states.group_ids:
+            _check_id(group, "group_ids[]")
+        last = self._posts.last_seqs(states.group_ids)
+        read = self._store.read_seqs(states.account_id, states.group_ids)
+        groups = [broker_pb2.GroupState(group_id=g, last_seq=last[g], read_seq=read[g])
+                  for g in dict.fromkeys(states.group_ids)]
+        return [reply(identity, request_id, states=broker_pb2.States(groups=groups))]
+
+    def _mark_read(self, identity: bytes, request_id: int, mark) -> list[Output]:
+        _check_id(mark.account_id, "account_id")
+        _check_id(mark.group_id, "group_id")
+        last = self._posts.last_seqs([mark.group_id])[mark.group_id]
+        self._store.mark_read(mark.account_id, mark.group_id, min(mark.seq, last))
+        return [reply(identity, request_id, done=broker_pb2.Done())]
+
+    def _check_text(self, text: str) -> None:
+        if not text.strip():
+            raise BadRequest("text is blank")
+        if len(text) > self._max_text_chars:
+            raise BadRequest(f"text is over {self._max_text_chars} characters")
 
 
 def _check_id(value: str, name: str) -> None:

@@ -1,28 +1,65 @@
-"""`chorus broker`: bind the sockets and serve until SIGINT/SIGTERM."""
+"""`chorus broker`: open the message store, bind ZeroMQ and gRPC, serve until SIGINT/SIGTERM.
+
+On a signal: the gRPC Messages service stops first (in-flight calls still get
+their answers from the loop, for up to ``grace_secs``), then the loop stores
+what it has accepted (a final flush) and the process exits 0.
+
+Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
+opened, 2 for a bad database URL or an address that cannot be bound.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import sys
+import threading
 
+import grpc
 import zmq
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from chorus.common.config import parse_host_port
+from chorus.common.db import create_db_engine
 from chorus.common.ids import new_id
 
 from .config import Settings
 from .core import BrokerCore
+from .messages_service import BrokerClient, MembershipGroups, MessagesServicer, create_server
 from .server import BrokerServer
+from .storage import MessageStore, create_tables, use_full_sync
 
 __all__ = ["run"]
 
 
 def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s broker %(levelname)s %(message)s")
+    try:
+        engine = create_db_engine(settings.database_url)
+    except ValueError as exc:
+        return _fail(str(exc), code=2)
+    if settings.durable_sync:
+        use_full_sync(engine)
+    try:
+        create_tables(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)
+    try:
+        return _serve(settings, MessageStore(engine))
+    finally:
+        engine.dispose()
+
+
+def _serve(settings: Settings, store: MessageStore) -> int:
+    broker_id = new_id("b")
     core = BrokerCore(
-        broker_id=new_id("b"),
+        broker_id=broker_id,
+        store=store,
         gateway_timeout_secs=settings.gateway_timeout_secs,
         max_text_chars=settings.max_text_chars,
+        max_history_page=settings.max_history_page,
     )
     server = BrokerServer(
         core,
@@ -31,18 +68,56 @@ def run(settings: Settings) -> int:
         pub_hwm_msgs=settings.pub_hwm_msgs,
         tick_secs=settings.tick_secs,
     )
+    channel = grpc.insecure_channel(settings.membership_address)
+    client = None
     try:
-        router, pub = server.bind()
-    except zmq.ZMQError as exc:
-        print(f"broker: cannot bind {settings.router_endpoint} / {settings.pub_endpoint}: {exc}",
-              file=sys.stderr)
-        return 2
-    stopping = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.append(True))
-    print(f"broker listening: router {router} pub {pub}", file=sys.stderr, flush=True)
-    try:
-        server.run(lambda: bool(stopping))
+        try:
+            router, pub = server.bind()
+            internal = server.bind_internal(f"chorus-broker-{broker_id}")
+        except zmq.ZMQError as exc:
+            return _fail(f"cannot bind {settings.router_endpoint} / {settings.pub_endpoint}: {exc}", code=2)
+        client = BrokerClient(server.context, internal, client_id=f"{broker_id}-grpc")
+        servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=settings.backend_timeout_secs)
+        try:
+            grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers)
+        except OSError as exc:
+            return _fail(f"--grpc-listen: {exc}", code=2)
+        grpc_server.start()
+        host, _ = parse_host_port(settings.grpc_listen, name="grpc-listen")
+        grpc_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        print(f"broker listening: router {router} pub {pub} grpc {grpc_address}", file=sys.stderr, flush=True)
+        server.run(_stop_after_grpc(grpc_server, settings.grace_secs))
+        return 0
     finally:
+        if client is not None:
+            client.close()
+        channel.close()
         server.close()
-    return 0
+
+
+def _stop_after_grpc(grpc_server: grpc.Server, grace_secs: float):
+    """A should_stop for the loop: after SIGINT/SIGTERM, stop gRPC (the loop keeps answering
+    its in-flight calls meanwhile) and report True once it has stopped."""
+    signalled = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: signalled.set())
+    stopped: list[threading.Event] = []
+
+    def should_stop() -> bool:
+        if not signalled.is_set():
+            return False
+        if not stopped:
+            stopped.append(grpc_server.stop(grace_secs))
+        return stopped[0].is_set()
+
+    return should_stop
+
+
+def _fail(message: str, *, code: int) -> int:
+    print(f"broker: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _safe(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)

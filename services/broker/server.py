@@ -4,6 +4,10 @@ One thread, one poller, two sockets: ROUTER (gateways' DEALERs) and XPUB
 (gateways' SUBs; XPUB rather than PUB so the subscription barrier can see
 subscriptions). Subscriptions are drained before requests in each round, so a
 Sync whose marker is already queued is answered without waiting a round.
+After the requests of a round are drained (up to ``MAX_BATCH``), ``core.flush()``
+stores every post of the round in one transaction (group commit) and only then
+are their publications and acks sent: one disk flush per round, not per message.
+The loop flushes once more when it stops, so nothing accepted is left unanswered.
 
 Fan-out policy at the socket: each Delivery is sent once; ZeroMQ copies it to
 each subscribed gateway's pipe. A gateway whose pipe is at the high-water mark
@@ -47,11 +51,11 @@ class BrokerServer:
     ) -> None:
         self.core = core
         self._tick_secs = tick_secs
-        self._context = context or zmq.Context.instance()
-        self.router = self._context.socket(zmq.ROUTER)
+        self.context = context or zmq.Context.instance()
+        self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting gateway keeps its identity
         self.router.setsockopt(zmq.LINGER, 0)
-        self.xpub = self._context.socket(zmq.XPUB)
+        self.xpub = self.context.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.xpub.setsockopt(zmq.SNDHWM, pub_hwm_msgs)
         self.xpub.setsockopt(zmq.LINGER, 0)
@@ -67,6 +71,13 @@ class BrokerServer:
             self.xpub.getsockopt_string(zmq.LAST_ENDPOINT),
         )
 
+    def bind_internal(self, name: str) -> str:
+        """Also bind the ROUTER on inproc://NAME for clients in this process (the gRPC
+        Messages service); they must use ``self.context``."""
+        endpoint = f"inproc://{name}"
+        self.router.bind(endpoint)
+        return endpoint
+
     def run(self, should_stop: Callable[[], bool]) -> None:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
@@ -79,9 +90,11 @@ class BrokerServer:
                 self._drain_subscriptions()
             if self.router in ready:
                 self._drain_requests()
+            self._send(self.core.flush())
             if time.monotonic() >= next_tick:
                 self._send(self.core.tick())
                 next_tick = time.monotonic() + self._tick_secs
+        self._send(self.core.flush())
 
     def close(self) -> None:
         self.router.close()

@@ -1,4 +1,5 @@
-"""The real broker on real ZeroMQ sockets (tcp on 127.0.0.1, random ports)."""
+"""The real broker on real ZeroMQ sockets (tcp on 127.0.0.1, random ports) and a real
+SQLite message store in tmp_path."""
 
 import threading
 
@@ -7,16 +8,38 @@ import zmq
 
 from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
+from chorus.broker.storage import MessageStore, create_tables
+from chorus.common.db import create_db_engine, sqlite_url
 from chorus.broker.topics import barrier_topic, group_topic
 from chorus.pb import broker_pb2
 
 TIMEOUT_MS = 3000
 
 
+class CountingStore(MessageStore):
+    """The real store, counting its group commits."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.batch_sizes: list[int] = []
+
+    def append_batch(self, messages):
+        super().append_batch(messages)
+        self.batch_sizes.append(len(messages))
+
+
 @pytest.fixture
-def broker():
+def store(tmp_path):
+    engine = create_db_engine(sqlite_url(tmp_path, "broker"))
+    create_tables(engine)
+    yield CountingStore(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def broker(store):
     context = zmq.Context()
-    core = BrokerCore(broker_id="b_zmq", gateway_timeout_secs=30, max_text_chars=4000)
+    core = BrokerCore(broker_id="b_zmq", store=store, gateway_timeout_secs=30, max_text_chars=4000)
     server = BrokerServer(core, router_endpoint="tcp://127.0.0.1:0", pub_endpoint="tcp://127.0.0.1:0",
                           pub_hwm_msgs=1000, tick_secs=0.05, context=context)
     endpoints = server.bind()
@@ -123,3 +146,28 @@ def test_a_garbage_frame_does_not_stop_the_broker(broker):
     assert broker_pb2.BrokerReply.FromString(gw.dealer.recv()).failure.code == broker_pb2.Failure.BAD_REQUEST
     gw.open("s1", "alice", ["g1"])
     assert gw.post("s1", "g1", "still serving").posted.seq == 1
+
+
+def test_pipelined_posts_are_committed_in_batches_and_acked_in_order(broker, store):
+    context, endpoints = broker
+    gateways = [Gateway(context, endpoints, f"gw{n}") for n in range(3)]
+    for n, gw in enumerate(gateways):
+        gw.open(f"s{n}", f"user{n}", ["g1"])
+    posts_each = 200
+    for gw in gateways:  # send everything first, read the acks after: the posts queue up
+        for i in range(posts_each):
+            gw.next_id += 1
+            gw.dealer.send(broker_pb2.GatewayRequest(request_id=gw.next_id, post=broker_pb2.Post(
+                session_id=f"s{gateways.index(gw)}", group_id="g1", text=f"{i}")).SerializeToString())
+    seqs = []
+    for gw in gateways:
+        replies = [broker_pb2.BrokerReply.FromString(gw.dealer.recv()) for _ in range(posts_each)]
+        assert [r.request_id for r in replies] == list(range(gw.next_id - posts_each + 1, gw.next_id + 1))
+        got = [r.posted.seq for r in replies]
+        assert got == sorted(got), "one gateway's posts keep their order"
+        seqs += got
+    assert sorted(seqs) == list(range(1, 3 * posts_each + 1))
+    assert sum(store.batch_sizes) == 3 * posts_each
+    assert len(store.batch_sizes) < 3 * posts_each / 5, f"not batched: {len(store.batch_sizes)} commits"
+    page = gateways[0].request(history=broker_pb2.History(group_id="g1", limit=3)).messages
+    assert [m.seq for m in page.messages] == [600, 599, 598] and page.more

@@ -1,8 +1,13 @@
-"""The broker's decisions without sockets: envelopes in, replies and publications out."""
+"""The broker's decisions without sockets or SQL: envelopes in, replies and publications out.
+
+The store is tests/broker/conftest.py's in-memory FakeStore; test_core_store.py
+runs the storage-facing behaviour against the real MessageStore.
+"""
 
 import pytest
 
 from chorus.broker.core import BrokerCore, Publish, Reply
+from chorus.broker.errors import StoreUnavailable
 from chorus.broker.topics import CONTROL_TOPIC, barrier_topic, group_topic
 from chorus.pb import broker_pb2
 
@@ -22,12 +27,16 @@ def clock():
     return Clock()
 
 
-@pytest.fixture
-def core(clock):
-    c = BrokerCore(broker_id="b_test", gateway_timeout_secs=10, max_text_chars=20,
-                   wall_clock_ms=lambda: 1_700_000_000_000, monotonic=clock)
+def make_core(store, clock=None, **overrides):
+    c = BrokerCore(broker_id="b_test", store=store, gateway_timeout_secs=10, max_text_chars=20,
+                   wall_clock_ms=lambda: 1_700_000_000_000, monotonic=clock or Clock(), **overrides)
     hello(c)
     return c
+
+
+@pytest.fixture
+def core(clock, fake_store):
+    return make_core(fake_store, clock)
 
 
 def request(core, identity=GW, request_id=1, **kind):
@@ -52,8 +61,10 @@ def open_session(core, session_id, account, groups, identity=GW):
 
 
 def post(core, session_id, group, text, request_id=7):
-    return request(core, request_id=request_id, post=broker_pb2.Post(
+    """Post and flush, as one poll round of the driver would: refusal, or publication and ack."""
+    out = request(core, request_id=request_id, post=broker_pb2.Post(
         session_id=session_id, group_id=group, text=text))
+    return out + core.flush()
 
 
 def test_member_post_is_published_once_sequenced_and_acked(core):
@@ -139,3 +150,186 @@ def test_sync_is_answered_when_the_marker_subscription_arrives(core):
     assert reply_of(core.handle_subscription(b"\x01" + barrier_topic(b"abc"))).request_id == 9
     assert core.handle_subscription(b"\x00" + barrier_topic(b"abc")) == []
     assert core.handle_subscription(b"") == []
+
+
+# group commit ------------------------------------------------------------------
+
+def accept(core, session_id, group, text, request_id):
+    """Hand a Post to the core without flushing; an accepted post is answered only at flush."""
+    return request(core, request_id=request_id, post=broker_pb2.Post(
+        session_id=session_id, group_id=group, text=text))
+
+
+def acks_of(outputs) -> dict[int, broker_pb2.BrokerReply]:
+    replies = [broker_pb2.BrokerReply.FromString(o.payload) for o in outputs if isinstance(o, Reply)]
+    return {r.request_id: r for r in replies}
+
+
+def deliveries_of(outputs) -> list[broker_pb2.Delivery]:
+    return [broker_pb2.Delivery.FromString(o.payload) for o in outputs if isinstance(o, Publish)]
+
+
+def test_posts_wait_for_flush_and_a_round_is_one_transaction(core, fake_store):
+    open_session(core, "s1", "alice", ["g1", "g2"])
+    for i, group in enumerate(["g1", "g2", "g1"], start=1):
+        assert accept(core, "s1", group, f"m{i}", request_id=i) == [], "nothing before it is stored"
+    assert fake_store.batches == [] and core.pending_posts == 3
+    out = core.flush()
+    assert len(fake_store.batches) == 1 and len(fake_store.batches[0]) == 3, "one group commit"
+    assert fake_store.last_seqs_calls == [["g1", "g2"]], "counters loaded in one query"
+    assert [(d.group_id, d.seq, d.text) for d in deliveries_of(out)] == [
+        ("g1", 1, "m1"), ("g2", 1, "m2"), ("g1", 2, "m3")]
+    assert [type(o) for o in out] == [Publish, Reply] * 3, "each publication before its ack"
+    assert {i: r.posted.seq for i, r in acks_of(out).items()} == {1: 1, 2: 1, 3: 2}
+    assert core.flush() == [] and len(fake_store.batches) == 1, "an empty round writes nothing"
+
+
+def test_failed_store_refuses_the_whole_batch_publishes_nothing_and_leaves_no_gap(core, fake_store):
+    open_session(core, "s1", "alice", ["g1"])
+    assert reply_of(post(core, "s1", "g1", "stored")).posted.seq == 1
+    fake_store.failing = True
+    accept(core, "s1", "g1", "lost a", request_id=10)
+    accept(core, "s1", "g1", "lost b", request_id=11)
+    out = core.flush()
+    assert deliveries_of(out) == [], "nothing unstored is published"
+    for reply in acks_of(out).values():
+        assert reply.failure.code == broker_pb2.Failure.UNAVAILABLE
+        assert reply.failure.message == "message not stored; try again"
+    assert sorted(acks_of(out)) == [10, 11]
+    fake_store.failing = False
+    assert reply_of(post(core, "s1", "g1", "again")).posted.seq == 2, "no gap after the failure"
+    assert fake_store.seqs_of("g1") == [1, 2]
+
+
+def test_counters_are_reloaded_after_a_failure_whose_commit_landed(core, fake_store):
+    """The ambiguous failure: the driver raised, but the rows were committed."""
+    open_session(core, "s1", "alice", ["g1"])
+    post(core, "s1", "g1", "one")
+    real_append = fake_store.append_batch
+
+    def append_then_fail(messages):
+        real_append(messages)
+        raise StoreUnavailable("connection lost after commit")
+    fake_store.append_batch = append_then_fail
+    assert reply_of(post(core, "s1", "g1", "two")).failure.code == broker_pb2.Failure.UNAVAILABLE
+    fake_store.append_batch = real_append
+    assert reply_of(post(core, "s1", "g1", "three")).posted.seq == 3, "continues after what landed"
+    assert fake_store.seqs_of("g1") == [1, 2, 3]
+
+
+def test_seqs_continue_from_the_store_after_a_restart(fake_store):
+    first = make_core(fake_store)
+    open_session(first, "s1", "alice", ["g1", "g2"])
+    for group in ["g1", "g1", "g2"]:
+        post(first, "s1", group, "before")
+    restarted = make_core(fake_store)  # a new process: empty memory, same database
+    open_session(restarted, "s1", "alice", ["g1", "g2", "g3"])
+    seqs = [reply_of(post(restarted, "s1", g, "after")).posted.seq for g in ["g1", "g2", "g3", "g1"]]
+    assert seqs == [3, 2, 1, 4]
+    loads_before_restart = 2  # g1, then g2, each the first time it was posted to
+    assert fake_store.last_seqs_calls[loads_before_restart:] == [["g1"], ["g2"], ["g3"]], \
+        "each group loaded lazily, once per process"
+
+
+def test_membership_change_publishes_earlier_posts_before_its_event(core):
+    open_session(core, "s1", "alice", ["g1"])
+    accept(core, "s1", "g1", "before leaving", request_id=5)
+    out = request(core, request_id=6, membership_change=broker_pb2.MembershipChange(
+        account_id="alice", group=broker_pb2.GroupRef(id="g1", name="One"), joined=False))
+    topics = [o.topic for o in out if isinstance(o, Publish)]
+    assert topics == [group_topic("g1"), CONTROL_TOPIC]
+    assert acks_of(out)[5].posted.seq == 1 and acks_of(out)[6].WhichOneof("kind") == "done"
+
+
+# system posts -------------------------------------------------------------------
+
+def system_post(core, group, name, text, request_id=3):
+    out = request(core, request_id=request_id, system_post=broker_pb2.SystemPost(
+        group_id=group, sender_name=name, text=text))
+    return out + core.flush()
+
+
+def test_system_post_needs_no_membership_and_is_sequenced_like_any_message(core):
+    open_session(core, "s1", "alice", ["g1"])
+    post(core, "s1", "g1", "hi")
+    out = system_post(core, "g1", "Billing", "invoice paid")
+    [delivery] = deliveries_of(out)
+    assert delivery.seq == 2 and delivery.text == "invoice paid"
+    assert (delivery.sender.id, delivery.sender.username, delivery.sender.display_name) == (
+        "system", "Billing", "Billing")
+    assert reply_of(out).posted.seq == 2
+
+
+@pytest.mark.parametrize("name, text, why", [
+    ("", "hi", "sender_name"), ("x" * 65, "hi", "sender_name"), ("bad\nname", "hi", "sender_name"),
+    ("Bot", "  ", "blank"), ("Bot", "y" * 21, "over 20")])
+def test_bad_system_posts_are_refused(core, fake_store, name, text, why):
+    failure = reply_of(system_post(core, "g1", name, text)).failure
+    assert failure.code == broker_pb2.Failure.BAD_REQUEST and why in failure.message
+    assert fake_store.messages == {}
+
+
+# history, states, read markers, online -----------------------------------------------
+
+def history(core, group, before=0, after=0, limit=0):
+    out = request(core, request_id=4, history=broker_pb2.History(
+        group_id=group, before_seq=before, after_seq=after, limit=limit))
+    return reply_of(out)
+
+
+def test_history_pages_back_and_forward_with_more(fake_store):
+    core = make_core(fake_store, max_history_page=4)
+    for i in range(1, 11):
+        system_post(core, "g1", "Bot", f"m{i}")
+    latest = history(core, "g1", limit=3).messages
+    assert [m.seq for m in latest.messages] == [10, 9, 8] and latest.more
+    older = history(core, "g1", before=3).messages
+    assert [m.seq for m in older.messages] == [2, 1] and not older.more
+    capped = history(core, "g1", limit=50).messages
+    assert [m.seq for m in capped.messages] == [10, 9, 8, 7] and capped.more, "capped, says more"
+    resumed = history(core, "g1", after=7).messages
+    assert [m.seq for m in resumed.messages] == [8, 9, 10] and not resumed.more
+    assert resumed.messages[0].sender.username == "Bot"
+    both = history(core, "g1", before=5, after=2)
+    assert both.failure.code == broker_pb2.Failure.BAD_REQUEST
+
+
+def test_group_states_and_mark_read_never_backwards_nor_past_the_last_seq(core):
+    for _ in range(3):
+        system_post(core, "g1", "Bot", "x")
+
+    def states():
+        out = request(core, request_id=8, group_states=broker_pb2.GroupStates(
+            account_id="alice", group_ids=["g1", "g2"]))
+        return {s.group_id: (s.last_seq, s.read_seq) for s in reply_of(out).states.groups}
+
+    def mark(group, seq):
+        return reply_of(request(core, request_id=9, mark_read=broker_pb2.MarkRead(
+            account_id="alice", group_id=group, seq=seq)))
+
+    assert states() == {"g1": (3, 0), "g2": (0, 0)}
+    assert mark("g1", 2).WhichOneof("kind") == "done"
+    mark("g1", 1)
+    assert states()["g1"] == (3, 2), "a read marker never moves backwards"
+    mark("g1", 99)
+    assert states()["g1"] == (3, 3), "capped at the group's last seq"
+    assert mark("", 1).failure.code == broker_pb2.Failure.BAD_REQUEST
+    failure = reply_of(request(core, mark_read=broker_pb2.MarkRead(group_id="g1", seq=1))).failure
+    assert failure.code == broker_pb2.Failure.BAD_REQUEST and "account_id" in failure.message
+
+
+def test_reads_answer_unavailable_when_the_store_is_down(core, fake_store):
+    fake_store.failing = True
+    assert history(core, "g1").failure.code == broker_pb2.Failure.UNAVAILABLE
+    out = request(core, group_states=broker_pb2.GroupStates(account_id="a", group_ids=["g1"]))
+    assert reply_of(out).failure.code == broker_pb2.Failure.UNAVAILABLE
+
+
+def test_online_lists_the_members_with_a_live_session(core):
+    open_session(core, "s1", "bob", ["g1"])
+    open_session(core, "s2", "alice", ["g1", "g2"])
+    online = reply_of(request(core, online=broker_pb2.Online(group_id="g1"))).online_members
+    assert list(online.account_ids) == ["alice", "bob"]
+    request(core, close_session=broker_pb2.CloseSession(session_id="s1"))
+    online = reply_of(request(core, online=broker_pb2.Online(group_id="g1"))).online_members
+    assert list(online.account_ids) == ["alice"]

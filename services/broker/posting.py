@@ -1,0 +1,100 @@
+"""Group commit: accepted posts wait here until the driver's ``flush``, once per poll round.
+
+Invariants:
+- Nothing is published or acked before it is stored: ``flush`` appends the
+  whole batch in ONE store transaction, and only after that returns does it
+  emit, per post and in arrival order, the Delivery publication and the ack.
+- Seqs are strictly increasing and gap-free per group, across restarts: the
+  counter of a group is loaded from the store (``last_seqs``, one query for
+  all groups of a batch) the first time it is needed after start, and it only
+  advances when the batch holding the new seqs has been committed.
+- A failed batch publishes nothing: every post in it gets Failure UNAVAILABLE
+  and the counters of its groups are forgotten, so they are reloaded from the
+  store next time. A commit that landed although the driver reported an error
+  is therefore never overwritten or skipped past; the sender, told "not stored",
+  may then post a duplicate, which is the safe side of an ambiguous failure.
+- Only the broker loop touches this object (one thread); the store is the
+  only other party.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from chorus.pb import broker_pb2
+
+from .errors import StoreUnavailable
+from .outputs import Output, Publish, failure, reply
+from .records import Store, StoredMessage
+from .topics import group_topic
+
+__all__ = ["PendingPost", "PostBatcher", "delivery_of", "NOT_STORED"]
+
+NOT_STORED = "message not stored; try again"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPost:
+    identity: bytes
+    request_id: int
+    group_id: str
+    sender: broker_pb2.Person
+    text: str
+
+
+def delivery_of(message: StoredMessage) -> broker_pb2.Delivery:
+    sender = broker_pb2.Person(id=message.sender_id, username=message.sender_username,
+                               display_name=message.sender_display_name)
+    return broker_pb2.Delivery(group_id=message.group_id, seq=message.seq, ts_ms=message.ts_ms,
+                               sender=sender, text=message.text)
+
+
+class PostBatcher:
+    def __init__(self, store: Store, *, wall_clock_ms: Callable[[], int]) -> None:
+        self._store = store
+        self._wall_clock_ms = wall_clock_ms
+        self._pending: list[PendingPost] = []
+        self._last_seq: dict[str, int] = {}  # committed seqs only
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, post: PendingPost) -> None:
+        self._pending.append(post)
+
+    def last_seqs(self, group_ids: Iterable[str]) -> dict[str, int]:
+        """The last committed seq of each group, from memory or else (one query) the store."""
+        wanted = list(dict.fromkeys(group_ids))
+        missing = [g for g in wanted if g not in self._last_seq]
+        if missing:
+            self._last_seq.update(self._store.last_seqs(missing))
+        return {g: self._last_seq[g] for g in wanted}
+
+    def flush(self) -> list[Output]:
+        """Store every pending post in one transaction; publications and acks, or failures."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return []
+        groups = list(dict.fromkeys(post.group_id for post in batch))
+        try:
+            next_seq = self.last_seqs(groups)
+            ts_ms = self._wall_clock_ms()
+            stored = []
+            for post in batch:
+                next_seq[post.group_id] += 1
+                stored.append(StoredMessage(post.group_id, next_seq[post.group_id], ts_ms, post.sender.id,
+                                            post.sender.username, post.sender.display_name, post.text))
+            self._store.append_batch(stored)
+        except StoreUnavailable:
+            for group in groups:
+                self._last_seq.pop(group, None)
+            refusal = StoreUnavailable(NOT_STORED)
+            return [failure(post.identity, post.request_id, refusal) for post in batch]
+        self._last_seq.update(next_seq)
+        outputs: list[Output] = []
+        for post, message in zip(batch, stored):
+            outputs.append(Publish(group_topic(message.group_id), delivery_of(message).SerializeToString()))
+            posted = broker_pb2.Posted(group_id=message.group_id, seq=message.seq, ts_ms=message.ts_ms)
+            outputs.append(reply(post.identity, post.request_id, posted=posted))
+        return outputs

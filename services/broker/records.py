@@ -1,0 +1,44 @@
+"""What the core and the message store exchange: plain values and the store's interface.
+
+The core depends on ``Store`` (a Protocol), never on SQL: storage.MessageStore
+implements it for real, and tests pass a small in-memory fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["StoredMessage", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    group_id: str
+    seq: int
+    ts_ms: int
+    sender_id: str
+    sender_username: str
+    sender_display_name: str
+    text: str
+
+
+class Store(Protocol):
+    """Every method raises errors.StoreUnavailable when the database fails."""
+
+    def last_seqs(self, group_ids: Iterable[str]) -> dict[str, int]:
+        """Highest stored seq per group, 0 for a group with none."""
+
+    def append_batch(self, messages: Sequence[StoredMessage]) -> None:
+        """Store all of ``messages`` in one transaction, or none of them."""
+
+    def page(self, group_id: str, *, before_seq: int = 0, after_seq: int = 0,
+             limit: int) -> tuple[list[StoredMessage], bool]:
+        """Newest first below before_seq (latest when 0), or oldest first above after_seq; and more?"""
+
+    def mark_read(self, account_id: str, group_id: str, seq: int) -> None:
+        """Raise the account's read marker in the group to ``seq``; never lowers it."""
+
+    def read_seqs(self, account_id: str, group_ids: Iterable[str]) -> dict[str, int]:
+        """The account's read marker per group, 0 when none."""

@@ -1,0 +1,194 @@
+"""Stored messages and read markers in SQL (SQLite or PostgreSQL), behind a store of plain values.
+
+Invariants:
+- The tables never leave this module: callers get frozen ``StoredMessage`` values.
+- (group_id, seq) is the primary key, so a seq is stored at most once per group;
+  the broker loop is the only writer and hands out seqs gap-free (see posting.py).
+- ``append_batch`` is ONE transaction for many messages (group commit): either
+  every message of the batch is stored or none is. It returns only after the
+  commit, and the broker acks nothing before it returns.
+- A read marker never moves backwards: ``mark_read`` is an upsert that keeps the
+  larger seq, atomically in the database (no read-then-write race).
+- Every database failure surfaces as ``StoreUnavailable``; SQL and driver text
+  go to the log, never to callers.
+
+Durability. An ack means the message survives a crash of any process:
+- PostgreSQL: a commit returns after the WAL is flushed (synchronous_commit=on,
+  the server default), which also survives power loss.
+- SQLite (the embedded default) runs in WAL mode with synchronous=NORMAL
+  (chorus.common.db): a committed transaction is in the WAL file, so it survives
+  a crash (even kill -9) of the broker process, but the WAL is not fsynced on
+  each commit, so a power loss or kernel crash may lose the last transactions.
+  ``use_full_sync`` (the broker's --durable-sync flag) switches SQLite to
+  synchronous=FULL: an fsync per commit, i.e. per batch, not per message.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import BigInteger, Text, event, func, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlmodel import Field, SQLModel, select
+
+from .errors import StoreUnavailable
+from .records import StoredMessage
+
+__all__ = ["StoredMessage", "MessageStore", "create_tables", "use_full_sync"]
+
+_log = logging.getLogger(__name__)
+
+MAX_ID_CHARS = 64
+MAX_NAME_CHARS = 256
+
+
+class MessageRow(SQLModel, table=True):
+    __tablename__ = "broker_messages"
+
+    group_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    ts_ms: int = Field(sa_type=BigInteger)
+    sender_id: str = Field(max_length=MAX_ID_CHARS)
+    sender_username: str = Field(max_length=MAX_NAME_CHARS)
+    sender_display_name: str = Field(max_length=MAX_NAME_CHARS)
+    text: str = Field(sa_type=Text)
+
+
+class ReadMarkerRow(SQLModel, table=True):
+    __tablename__ = "broker_read_markers"
+
+    account_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    group_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    seq: int = Field(sa_type=BigInteger)
+
+
+_MESSAGES = MessageRow.__table__
+_MARKERS = ReadMarkerRow.__table__
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the broker's two tables if missing; only ours (SQLModel.metadata is shared)."""
+    SQLModel.metadata.create_all(engine, tables=[_MESSAGES, _MARKERS])
+
+
+def use_full_sync(engine: Engine) -> None:
+    """SQLite only: fsync every commit (synchronous=FULL), surviving power loss; no-op otherwise.
+
+    Registered after chorus.common.db's tuning listener, so it runs later and wins.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    def _full(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    event.listen(engine, "connect", _full)
+
+
+def _database_errors(method):
+    """Turn "cannot reach / locked / refused" into StoreUnavailable; let bugs stay bugs."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (OperationalError, PoolTimeoutError, IntegrityError) as exc:
+            # IntegrityError: a seq already taken, i.e. our counters are stale (another
+            # writer, or a commit reported failed that did land). Retryable after reload.
+            _log.warning("message store unavailable in %s: %s", method.__name__, exc)
+            raise StoreUnavailable("the message store is unavailable; try again") from exc
+
+    return wrapper
+
+
+def _message(row) -> StoredMessage:
+    return StoredMessage(row.group_id, row.seq, row.ts_ms, row.sender_id, row.sender_username,
+                         row.sender_display_name, row.text)
+
+
+class MessageStore:
+    """Messages and read markers; each call is its own transaction. Safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @_database_errors
+    def last_seqs(self, group_ids: Iterable[str]) -> dict[str, int]:
+        """The highest stored seq of each group (0 when it has none), in one query."""
+        wanted = list(dict.fromkeys(group_ids))
+        if not wanted:
+            return {}
+        query = (select(_MESSAGES.c.group_id, func.max(_MESSAGES.c.seq))
+                 .where(_MESSAGES.c.group_id.in_(wanted)).group_by(_MESSAGES.c.group_id))
+        with self._engine.connect() as conn:
+            found = {group: seq for group, seq in conn.execute(query)}
+        return {group: found.get(group, 0) for group in wanted}
+
+    @_database_errors
+    def append_batch(self, messages: Sequence[StoredMessage]) -> None:
+        """Store every message in one transaction (the group commit); all or nothing."""
+        if not messages:
+            return
+        rows = [
+            {"group_id": m.group_id, "seq": m.seq, "ts_ms": m.ts_ms, "sender_id": m.sender_id,
+             "sender_username": m.sender_username, "sender_display_name": m.sender_display_name,
+             "text": m.text}
+            for m in messages
+        ]
+        with self._engine.begin() as conn:
+            conn.execute(insert(_MESSAGES), rows)
+
+    @_database_errors
+    def page(self, group_id: str, *, before_seq: int = 0, after_seq: int = 0,
+             limit: int) -> tuple[list[StoredMessage], bool]:
+        """Up to ``limit`` messages and whether more exist beyond them.
+
+        ``after_seq`` > 0: seqs above it, oldest first (resume). Otherwise seqs below
+        ``before_seq`` (or the latest when it is 0), newest first.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if before_seq and after_seq:
+            raise ValueError("give before_seq or after_seq, not both")
+        query = select(_MESSAGES).where(_MESSAGES.c.group_id == group_id)
+        if after_seq:
+            query = query.where(_MESSAGES.c.seq > after_seq).order_by(_MESSAGES.c.seq)
+        else:
+            if before_seq:
+                query = query.where(_MESSAGES.c.seq < before_seq)
+            query = query.order_by(_MESSAGES.c.seq.desc())
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        return [_message(row) for row in rows[:limit]], len(rows) > limit
+
+    @_database_errors
+    def mark_read(self, account_id: str, group_id: str, seq: int) -> None:
+        """Remember that ``account_id`` has read ``group_id`` up to ``seq``; never moves backwards."""
+        statement = self._dialect_insert(_MARKERS).values(account_id=account_id, group_id=group_id, seq=seq)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_MARKERS.c.account_id, _MARKERS.c.group_id],
+            set_={"seq": statement.excluded.seq},
+            where=_MARKERS.c.seq < statement.excluded.seq,
+        )
+        with self._engine.begin() as conn:
+            conn.execute(statement)
+
+    @_database_errors
+    def read_seqs(self, account_id: str, group_ids: Iterable[str]) -> dict[str, int]:
+        """The account's read marker in each group (0 when none), in one query."""
+        wanted = list(dict.fromkeys(group_ids))
+        if not wanted:
+            return {}
+        query = select(_MARKERS.c.group_id, _MARKERS.c.seq).where(
+            _MARKERS.c.account_id == account_id, _MARKERS.c.group_id.in_(wanted))
+        with self._engine.connect() as conn:
+            found = {group: seq for group, seq in conn.execute(query)}
+        return {group: found.get(group, 0) for group in wanted}

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chorus.auth.tokens import MIN_KEY_BYTES
-from chorus.common.config import add_flag, default_data_dir, parse_host_port, positive
-from chorus.common.db import sqlite_url
+from chorus.common.config import add_flag, database_env, default_data_dir, parse_host_port, positive, sqlite_default
 
 __all__ = ["Settings", "add_arguments", "settings_from_args", "DEFAULT_LISTEN", "DEFAULT_TOKEN_TTL_SECS"]
 
@@ -39,8 +38,7 @@ class Settings:
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     add_flag(parser, "--listen", env=env, var="CHORUS_AUTH_LISTEN", default=DEFAULT_LISTEN,
              help="HOST:PORT for gRPC (port 0 picks a free one)")
-    url = env.get("CHORUS_AUTH_DATABASE_URL") or env.get("DATABASE_URL")
-    add_flag(parser, "--database-url", env={"CHORUS_AUTH_DATABASE_URL": url} if url else {},
+    add_flag(parser, "--database-url", env=database_env(env, "CHORUS_AUTH_DATABASE_URL"),
              var="CHORUS_AUTH_DATABASE_URL", default=None,
              help="sqlite:///PATH or postgresql://...; falls back to $DATABASE_URL, then auth.db in --data-dir")
     add_flag(parser, "--data-dir", env=env, var="CHORUS_DATA_DIR", default=str(default_data_dir(env)),
@@ -55,7 +53,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
     parse_host_port(args.listen, name="--listen ($CHORUS_AUTH_LISTEN)")
     return Settings(
         listen=args.listen,
-        database_url=args.database_url or _sqlite_default(args.data_dir),
+        database_url=args.database_url or sqlite_default(args.data_dir, env, "auth"),
         token_key=_token_key(args.token_key_file, env),
         token_ttl_secs=positive(args.token_ttl_secs, name="--token-ttl-secs ($CHORUS_TOKEN_TTL_SECS)"),
     )
@@ -82,11 +80,3 @@ def _token_key(key_file: str | None, env: Mapping[str, str]) -> bytes:
         raise ValueError(f"the token signing key in {source} is {len(key)} bytes; it must be at least "
                          f"{MIN_KEY_BYTES}")
     return key
-
-
-def _sqlite_default(data_dir: str) -> str:
-    path = Path(data_dir).expanduser()
-    try:
-        return sqlite_url(path, "auth")
-    except OSError as exc:
-        raise ValueError(f"--data-dir ($CHORUS_DATA_DIR): cannot create {path}: {exc.strerror}") from None

@@ -16,7 +16,7 @@ from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, Invalid
 from chorus.auth.passwords import Passwords
 from chorus.auth.storage import AccountRecord, AuthStore
 from chorus.auth.tokens import Claims, TokenSigner
-from chorus.auth.validation import check_display_name, check_password, check_username
+from chorus.auth.validation import account_ids, check_display_name, check_password, check_username
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.grpcerrors import status_for as common_status_for
 from chorus.pb import auth_pb2 as pb
@@ -86,6 +86,11 @@ class AuthServicer(pb_grpc.AuthServicer):
         claims = self._signer.verify(request.token)  # a revoked token may log out again
         self._store.revoke(claims.token_id, claims.expires_at)
         return pb.LogoutResponse()
+
+    @_reports_errors
+    def GetAccounts(self, request: pb.GetAccountsRequest, context) -> pb.GetAccountsResponse:
+        records = self._store.get_accounts(account_ids(request.ids))
+        return pb.GetAccountsResponse(accounts=[_account(record) for record in records])
 
     def _verified(self, token: str) -> Claims:
         claims = self._signer.verify(token)

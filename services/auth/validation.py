@@ -8,14 +8,15 @@ import unicodedata
 from chorus.auth.errors import InvalidInput
 
 __all__ = ["USERNAME_MIN_CHARS", "USERNAME_MAX_CHARS", "PASSWORD_MIN_CHARS", "PASSWORD_MAX_CHARS",
-           "DISPLAY_NAME_MAX_CHARS", "check_username", "username_key", "check_password",
-           "check_display_name"]
+           "DISPLAY_NAME_MAX_CHARS", "MAX_ACCOUNT_IDS_PER_CALL", "check_username", "username_key",
+           "check_password", "check_display_name", "account_ids"]
 
 USERNAME_MIN_CHARS = 3
 USERNAME_MAX_CHARS = 32
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 128   # argon2 takes any length; this bounds the work a request can ask for
 DISPLAY_NAME_MAX_CHARS = 64
+MAX_ACCOUNT_IDS_PER_CALL = 1000  # GetAccounts; bounds one query's parameters and one reply's size
 
 _USERNAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _USERNAME_RULE = (f"username must be {USERNAME_MIN_CHARS}-{USERNAME_MAX_CHARS} characters: "
@@ -63,3 +64,14 @@ def _is_control(ch: str) -> bool:
     zero-width joiner and tag characters, and unassigned code points (Cn) stay allowed
     because emoji newer than Python's Unicode database are unassigned to it."""
     return unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} or ch in _BIDI_CONTROLS
+
+
+def account_ids(ids) -> list[str]:
+    """The ids to look up for GetAccounts: in the order given, empty ones and repeats dropped.
+
+    More than MAX_ACCOUNT_IDS_PER_CALL ids (counted as sent) is refused rather than cut, so a
+    caller never mistakes a truncated answer for "those accounts do not exist".
+    """
+    if len(ids) > MAX_ACCOUNT_IDS_PER_CALL:
+        raise InvalidInput(f"at most {MAX_ACCOUNT_IDS_PER_CALL} ids per call, got {len(ids)}")
+    return list(dict.fromkeys(account_id for account_id in ids if account_id))

@@ -61,3 +61,22 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
         return Path(env["CHORUS_DATA_DIR"]).expanduser()
     base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
     return Path(base) / "chorus"
+
+
+def database_env(env: Mapping[str, str], var: str) -> dict[str, str]:
+    """``{var: url}`` from ``$var``, else ``$DATABASE_URL``: the one variable the
+    --database-url flag reads. Kept out of the displayed default, so --help
+    never prints a password."""
+    url = env.get(var) or env.get("DATABASE_URL")
+    return {var: url} if url else {}
+
+
+def sqlite_default(data_dir: str | None, env: Mapping[str, str], name: str) -> str:
+    """The SQLite URL of ``name.db`` in the data directory (created if missing)."""
+    from chorus.common.db import sqlite_url  # here, so config never imports SQLAlchemy eagerly
+
+    path = Path(data_dir).expanduser() if data_dir else default_data_dir(env)
+    try:
+        return sqlite_url(path, name)
+    except OSError as exc:
+        raise ValueError(f"--data-dir ($CHORUS_DATA_DIR): cannot create {path}: {exc.strerror}") from None

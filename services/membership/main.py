@@ -1,19 +1,26 @@
-"""The membership process: open the database, bind, serve until SIGINT/SIGTERM.
+"""The membership process: open the database, connect to the broker, bind, serve until SIGINT/SIGTERM.
 
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
-opened, 2 for a bad database URL or an address that cannot be bound.
+opened, 2 for a bad database URL, a broker endpoint ZeroMQ refuses, or an
+address that cannot be bound. A broker that is merely down is not an error:
+changes wait for it (see broker_notifier).
+
+Shutdown order: the gRPC server stops first (no new changes), then the
+notifier gets ``broker_flush_secs`` to deliver what is still queued.
 """
 
 from __future__ import annotations
 
 import sys
 
+import zmq
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from chorus.common.config import parse_host_port
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
+from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
 from chorus.membership.config import Settings
 from chorus.membership.server import create_server
 from chorus.membership.storage import MembershipStore, create_tables
@@ -26,6 +33,7 @@ def run(settings: Settings) -> int:
         engine = create_db_engine(settings.database_url)
     except ValueError as exc:
         return _fail(str(exc), code=2)
+    notifier: Notifier = NullNotifier()
     try:
         create_tables(engine)
         store = MembershipStore(
@@ -33,8 +41,16 @@ def run(settings: Settings) -> int:
             max_members_per_group=settings.max_members_per_group,
             max_groups_per_account=settings.max_groups_per_account,
         )
+        if settings.broker_router is not None:
+            broker_notifier = BrokerNotifier(settings.broker_router,
+                                             max_queued_changes=settings.broker_max_queued_changes)
+            try:
+                broker_notifier.start()
+            except zmq.ZMQError as exc:
+                return _fail(f"--broker-router {settings.broker_router}: {exc}", code=2)
+            notifier = broker_notifier
         try:
-            server, port = create_server(settings.listen, store, settings)
+            server, port = create_server(settings.listen, store, settings, notifier=notifier)
         except OSError as exc:
             return _fail(str(exc), code=2)
         host, _ = parse_host_port(settings.listen, name="listen")
@@ -45,6 +61,7 @@ def run(settings: Settings) -> int:
     except OperationalError as exc:
         return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)
     finally:
+        notifier.close(settings.broker_flush_secs)
         engine.dispose()
 
 

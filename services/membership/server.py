@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from chorus.common.grpcserver import create_grpc_server
+from chorus.membership.broker_notifier import Notifier, NullNotifier
 from chorus.membership.config import Settings
 from chorus.membership.servicer import MembershipServicer
 from chorus.membership.storage import MembershipStore
@@ -16,12 +17,15 @@ __all__ = ["SERVICE_NAME", "create_server"]
 SERVICE_NAME = membership_pb2.DESCRIPTOR.services_by_name["Membership"].full_name
 
 
-def create_server(address: str, store: MembershipStore, settings: Settings) -> tuple[grpc.Server, int]:
+def create_server(
+    address: str, store: MembershipStore, settings: Settings, *, notifier: Notifier | None = None
+) -> tuple[grpc.Server, int]:
     """A bound, not yet started server and its port (``address`` may use port 0).
 
-    Raises OSError when ``address`` cannot be bound.
+    ``notifier`` hears every committed join and leave (default: nobody). The caller owns it
+    and closes it after the server has stopped. Raises OSError when ``address`` cannot be bound.
     """
-    servicer = MembershipServicer(store)
+    servicer = MembershipServicer(store, notifier or NullNotifier())
     return create_grpc_server(
         address,
         add_servicers=lambda server: membership_pb2_grpc.add_MembershipServicer_to_server(servicer, server),

@@ -301,6 +301,30 @@ def test_each_error_has_its_documented_status(error, code):
     assert status_for(error) == code
 
 
+def get_accounts(stub, ids) -> list[pb.Account]:
+    return list(stub.GetAccounts(pb.GetAccountsRequest(ids=ids), timeout=TIMEOUT_SECS).accounts)
+
+
+def test_get_accounts_returns_public_profiles_and_leaves_unknown_ids_out(stub):
+    ann = register(stub, "ann", display_name="Ann Smith")
+    bob = register(stub, "bob")
+    assert get_accounts(stub, [bob.id, "u_nobody", ann.id]) == [bob, ann]
+    assert get_accounts(stub, ["u_nobody"]) == []
+    assert get_accounts(stub, []) == []
+
+
+def test_get_accounts_ignores_empty_and_repeated_ids(stub):
+    ann = register(stub, "ann")
+    assert get_accounts(stub, ["", ann.id, "", ann.id]) == [ann]
+
+
+def test_get_accounts_takes_up_to_1000_ids_and_refuses_more(stub):
+    ann = register(stub, "ann")
+    assert get_accounts(stub, [f"u_missing{i}" for i in range(999)] + [ann.id]) == [ann]
+    with refused_with(grpc.StatusCode.INVALID_ARGUMENT, "at most 1000 ids per call, got 1001"):
+        get_accounts(stub, [ann.id] * 1001)
+
+
 def test_health_reports_the_service_serving(channel):
     assert_serving(channel, "chorus.auth.v1.Auth")
     assert SERVICE_NAME == "chorus.auth.v1.Auth"

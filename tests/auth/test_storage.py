@@ -6,7 +6,7 @@ import importlib
 import time
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlmodel import SQLModel
 
 from chorus.auth.errors import StorageUnavailable, UsernameTaken
@@ -82,6 +82,27 @@ def test_simultaneous_registrations_of_one_name_have_one_winner(store):
     assert len(winners) == 1, outcomes
     assert all(isinstance(outcome, UsernameTaken) for outcome in outcomes if outcome not in winners), outcomes
     assert store.find_by_username("race") == winners[0]
+
+
+def test_get_accounts_finds_many_in_one_query_in_the_order_asked(store, engine):
+    ann = store.create_account("ann", "Ann", HASH)
+    bob = store.create_account("bob", "Bob", HASH)
+    statements = []
+
+    def record(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        found = store.get_accounts([bob.id, "u_missing", ann.id] + [f"u_x{i}" for i in range(997)])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert found == [bob, ann]
+    assert len(statements) == 1
+
+
+def test_get_accounts_of_nothing_asks_nothing(store):
+    assert store.get_accounts([]) == []
 
 
 def test_update_password_hash_replaces_only_that_accounts_hash(store):

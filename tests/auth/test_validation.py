@@ -7,10 +7,12 @@ import pytest
 from chorus.auth.errors import AuthError, BadCredentials, CallerError, InvalidInput, UsernameTaken
 from chorus.auth.validation import (
     DISPLAY_NAME_MAX_CHARS,
+    MAX_ACCOUNT_IDS_PER_CALL,
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
     USERNAME_MAX_CHARS,
     USERNAME_MIN_CHARS,
+    account_ids,
     check_display_name,
     check_password,
     check_username,
@@ -144,3 +146,15 @@ def test_error_messages_say_what_happened_without_secrets():
 @pytest.mark.parametrize("error", [InvalidInput("x"), UsernameTaken("ann"), BadCredentials()])
 def test_caller_errors_sit_under_the_documented_hierarchy(error):
     assert isinstance(error, CallerError) and isinstance(error, AuthError)
+
+
+def test_account_ids_keep_the_order_and_drop_empty_and_repeated_ids():
+    assert account_ids(["u_b", "", "u_a", "u_b"]) == ["u_b", "u_a"]
+    assert account_ids([]) == []
+
+
+def test_account_ids_are_bounded_per_call_counting_what_was_sent():
+    assert MAX_ACCOUNT_IDS_PER_CALL == 1000
+    assert len(account_ids(["u_same"] * 1000)) == 1
+    with pytest.raises(InvalidInput, match="at most 1000 ids per call, got 1001"):
+        account_ids([""] * 1001)

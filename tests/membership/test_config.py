@@ -101,6 +101,40 @@ def test_bad_values_name_the_flag_or_variable(home, argv, env, message):
         settings_for(argv, {**home, "DATABASE_URL": "sqlite:///x.db", **env})
 
 
+def test_the_broker_is_told_by_default_on_its_default_endpoint(home):
+    settings = settings_for([], home)
+    assert (settings.broker_router, settings.broker_max_queued_changes) == ("tcp://127.0.0.1:5555", 10_000)
+
+
+def test_the_broker_endpoint_from_the_environment_or_flag(home):
+    env = {**home, "CHORUS_BROKER_ROUTER_ADDRESS": "tcp://broker:7000",
+           "CHORUS_MEMBERSHIP_BROKER_MAX_QUEUED_CHANGES": "5"}
+    settings = settings_for([], env)
+    assert (settings.broker_router, settings.broker_max_queued_changes) == ("tcp://broker:7000", 5)
+    assert settings_for(["--broker-router", "ipc:///run/broker"], env).broker_router == "ipc:///run/broker"
+
+
+@pytest.mark.parametrize("off", ["none", "NONE", "", "  "])
+def test_none_or_empty_turns_broker_notifications_off(home, off):
+    assert settings_for(["--broker-router", off], home).broker_router is None
+    assert settings_for([], {**home, "CHORUS_BROKER_ROUTER_ADDRESS": off}).broker_router is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--broker-router", "127.0.0.1:5555"], {}, r"--broker-router \(\$CHORUS_BROKER_ROUTER_ADDRESS\)"),
+        ([], {"CHORUS_BROKER_ROUTER_ADDRESS": "http://broker"}, "CHORUS_BROKER_ROUTER_ADDRESS"),
+        ([], {"CHORUS_BROKER_ROUTER_ADDRESS": "tcp://127.0.0.1:0"}, "connect to"),
+        (["--broker-max-queued-changes", "0"], {}, "--broker-max-queued-changes"),
+        ([], {"CHORUS_MEMBERSHIP_BROKER_MAX_QUEUED_CHANGES": "lots"}, "CHORUS_MEMBERSHIP_BROKER_MAX_QUEUED_CHANGES"),
+    ],
+)
+def test_bad_broker_settings_name_the_flag_and_variable(home, argv, env, message):
+    with pytest.raises(ValueError, match=message):
+        settings_for(argv, {**home, "DATABASE_URL": "sqlite:///x.db", **env})
+
+
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings(database_url="sqlite:///x.db").listen = "elsewhere"  # type: ignore[misc]

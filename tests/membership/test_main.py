@@ -52,6 +52,13 @@ def test_an_unreachable_database_is_exit_code_1_without_the_password(capsys):
     assert "hunter2" not in err
 
 
+def test_a_broker_endpoint_zeromq_refuses_is_exit_code_2(tmp_path, capsys):
+    settings = Settings(database_url=sqlite_url(tmp_path, "membership"), listen="127.0.0.1:0",
+                        broker_router="tcp://127.0.0.1:notaport")
+    assert run(settings) == 2
+    assert "membership: --broker-router tcp://127.0.0.1:notaport: Invalid argument" in capsys.readouterr().err
+
+
 def stderr_lines(process: subprocess.Popen) -> queue.Queue:
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()

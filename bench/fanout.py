@@ -214,7 +214,8 @@ def free_port() -> int:
 
 
 def start_stack(data_dir: str) -> tuple[subprocess.Popen, str]:
-    ports = {name: free_port() for name in ("http", "auth", "membership", "broker-router", "broker-pub")}
+    ports = {name: free_port() for name in ("http", "auth", "membership", "broker-router", "broker-pub",
+                                            "broker-grpc")}
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", data_dir,
                *(a for name, port in ports.items() for a in (f"--{name}-port", str(port)))]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}

@@ -39,6 +39,7 @@ class Settings:
     membership_port: int = 50052
     broker_router_port: int = 5555
     broker_pub_port: int = 5556
+    broker_grpc_port: int = 50053
     startup_timeout_secs: float = 30.0
     child_env: dict = field(default_factory=dict)
 
@@ -54,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
         ("--membership-port", "CHORUS_MEMBERSHIP_PORT", 50052),
         ("--broker-router-port", "CHORUS_BROKER_ROUTER_PORT", 5555),
         ("--broker-pub-port", "CHORUS_BROKER_PUB_PORT", 5556),
+        ("--broker-grpc-port", "CHORUS_BROKER_GRPC_PORT", 50053),
     ):
         add_flag(parser, flag, env=env, var=var, default=default, help=f"port for {flag[2:-5]}")
     add_flag(parser, "--startup-timeout-secs", env=env, var="CHORUS_STARTUP_TIMEOUT_SECS",
@@ -62,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     ports = {}
-    for name in ("http_port", "auth_port", "membership_port", "broker_router_port", "broker_pub_port"):
+    for name in ("http_port", "auth_port", "membership_port", "broker_router_port", "broker_pub_port",
+                 "broker_grpc_port"):
         port = positive(getattr(args, name), name="--" + name.replace("_", "-"))
         if port > 65535:
             raise ValueError(f"--{name.replace('_', '-')} {port} is out of range 1-65535")
@@ -95,8 +98,11 @@ def _commands(s: Settings) -> dict[str, list[str]]:
     data = ["--data-dir", str(s.data_dir)]
     return {
         "auth": [*chorus, "auth", "--listen", f"{s.host}:{s.auth_port}", *data],
-        "membership": [*chorus, "membership", "--listen", f"{s.host}:{s.membership_port}", *data],
-        "broker": [*chorus, "broker", "--router", router, "--pub", pub],
+        "membership": [*chorus, "membership", "--listen", f"{s.host}:{s.membership_port}", *data,
+                       "--broker-router", router],
+        "broker": [*chorus, "broker", "--router", router, "--pub", pub, *data,
+                   "--grpc-listen", f"{s.host}:{s.broker_grpc_port}",
+                   "--membership", f"{s.host}:{s.membership_port}"],
         "webgate": [*chorus, "webgate", "--listen", f"{s.host}:{s.http_port}",
                     "--auth", f"{s.host}:{s.auth_port}",
                     "--membership", f"{s.host}:{s.membership_port}",

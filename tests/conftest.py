@@ -25,15 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import aiohttp
 import psycopg
 import pytest
 from sqlalchemy.engine import Engine, make_url
 
+from chat import Api, Person
 from chorus.common.db import create_db_engine, sqlite_url
 
 STACK_START_TIMEOUT_SECS = 60
 WS_AUTH_DEADLINE_SECS = 2  # shorter than the default 10 s so the deadline test is quick
-MAX_SEND_BUFFER_BYTES = 64 * 1024  # smaller than the default 1 MiB so a slow reader is cut off sooner
+# Smaller than the default 1 MiB so a stalled reader is cut off sooner, yet roomy
+# enough (~130 messages of 4 KB) that a busy test process reading normally never is.
+MAX_SEND_BUFFER_BYTES = 512 * 1024
+RESUME_MAX_MESSAGES = 20  # smaller than the default 200 so the reset test posts few messages
 
 
 def free_port() -> int:
@@ -59,12 +64,13 @@ class Stack:
 def stack(tmp_path_factory) -> Stack:
     root = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in
-             ("http", "auth", "membership", "broker-router", "broker-pub")}
+             ("http", "auth", "membership", "broker-router", "broker-pub", "broker-grpc")}
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
     # read by the webgate process
     env["CHORUS_WS_AUTH_DEADLINE_SECS"] = str(WS_AUTH_DEADLINE_SECS)
     env["CHORUS_WS_MAX_SEND_BUFFER_BYTES"] = str(MAX_SEND_BUFFER_BYTES)
+    env["CHORUS_RESUME_MAX_MESSAGES"] = str(RESUME_MAX_MESSAGES)
     log_path = root / "stack.log"
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", str(root / "data"),
                *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))]
@@ -83,6 +89,21 @@ def stack(tmp_path_factory) -> Stack:
     except subprocess.TimeoutExpired:
         process.kill()
         pytest.fail(f"chorus up did not stop on SIGINT:\n{stack.log()}")
+
+
+@pytest.fixture
+async def api(stack):
+    """The HTTP API of the shared stack, through a real client."""
+    async with aiohttp.ClientSession() as http:
+        yield Api(http, stack.base_url)
+
+
+@pytest.fixture
+def people(api, stack):
+    """``await people("alice", "bob")``: newly registered, logged-in people."""
+    async def make(*names):
+        return [await Person.register(api, stack.ws_url, name) for name in names]
+    return make
 
 
 def _wait_for_line(process: subprocess.Popen, text: str, timeout_secs: float) -> str | None:

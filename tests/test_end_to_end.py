@@ -6,20 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from chat import Api, Person, assert_delivered_to, assert_nothing_arrives
-
-
-@pytest.fixture
-async def api(stack):
-    async with aiohttp.ClientSession() as http:
-        yield Api(http, stack.base_url)
-
-
-@pytest.fixture
-def people(api, stack):
-    async def make(*names):
-        return [await Person.register(api, stack.ws_url, name) for name in names]
-    return make
+from chat import assert_delivered_to, assert_nothing_arrives
 
 
 async def test_a_person_in_two_groups_receives_both_groups_messages(people):

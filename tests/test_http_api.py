@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import aiohttp
-import pytest
 
-from chat import Api, Person, unique
-
-
-@pytest.fixture
-async def api(stack):
-    async with aiohttp.ClientSession() as http:
-        yield Api(http, stack.base_url)
+from chat import Person, unique
 
 
 async def test_register_login_me(api, stack):
@@ -35,7 +27,7 @@ async def test_groups_directory_create_join_leave(api, stack):
     assert entry == {**group, "member_count": 1, "joined": False}
     assert await bob.join(group) == group
     status, body = await api.call("GET", "/api/me", token=bob.token)
-    assert body["groups"] == [group]
+    assert body["groups"] == [{**group, "last_seq": 0, "unread": 0}]
     status, body = await api.call("GET", "/api/groups", token=bob.token)
     [entry] = [g for g in body["groups"] if g["id"] == group["id"]]
     assert entry["member_count"] == 2 and entry["joined"] is True

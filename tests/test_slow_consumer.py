@@ -3,7 +3,7 @@
 The slow reader is a raw socket with a tiny receive buffer that does the
 WebSocket handshake (websockets' sans-I/O client) and then never reads, so
 frames pile up in the gateway's transport until it passes
-max_send_buffer_bytes (64 KiB in the test stack).
+max_send_buffer_bytes (512 KiB in the test stack).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from chat import Api, Person, assert_delivered_to
 
 TEXT = "x" * 3900
 # Loopback kernel buffers hold at most ~4.2 MB here (tcp_wmem max 4 MiB + a 4 KiB receive
-# buffer); 2000 x 3.9 KB = 7.8 MB passes that plus the gateway's 64 KiB limit with room to spare.
+# buffer); 2000 x 3.9 KB = 7.8 MB passes that plus the gateway's 512 KiB limit with room to spare.
 MESSAGES = 2000
 CUT_OFF_WAIT_SECS = 5.0  # the gateway gives a slow reader 2 s to take the close frame
 
@@ -38,13 +38,19 @@ def open_stalled_socket(ws_url: str, token: str) -> tuple[socket.socket, ClientP
     protocol.send_request(protocol.connect())
     sock.sendall(b"".join(protocol.data_to_send()))
     while protocol.state is not State.OPEN:
-        protocol.receive_data(sock.recv(65536))
+        data = sock.recv(65536)
+        if not data:
+            raise AssertionError("the server closed the socket during the handshake")
+        protocol.receive_data(data)
         if protocol.handshake_exc is not None:
             raise protocol.handshake_exc
     protocol.send_text(orjson.dumps({"op": "auth", "token": token}))
     sock.sendall(b"".join(protocol.data_to_send()))
-    while True:  # read until ready, then stop reading for good
-        protocol.receive_data(sock.recv(65536))
+    while True:  # read until ready (sock's 10 s timeout bounds each wait), then stop reading for good
+        data = sock.recv(65536)
+        if not data:
+            raise AssertionError(f"the server closed the socket before ready: {protocol.close_rcvd}")
+        protocol.receive_data(data)
         if any(orjson.loads(e.data).get("op") == "ready" for e in protocol.events_received()
                if getattr(e, "data", None)):
             return sock, protocol
@@ -85,6 +91,7 @@ async def test_a_reader_that_stops_reading_is_cut_off_and_others_get_every_messa
                 try:
                     frame = await reader.expect("message", group=group["id"], timeout=0.2)
                 except AssertionError:  # nothing within 0.2 s: check whether we are done
+                    assert not reader.ws.closed, f"the reading member was cut off: {reader.ws.close_code}"
                     continue
                 assert frame["text"] == TEXT
                 received += 1

@@ -61,6 +61,11 @@ class AuthClient(_Client):
     async def logout(self, token: str) -> None:
         await self._call(self._stub.Logout, auth_pb2.LogoutRequest(token=token))
 
+    async def accounts(self, ids) -> dict[str, dict]:
+        """id -> public profile; unknown ids are left out."""
+        reply = await self._call(self._stub.GetAccounts, auth_pb2.GetAccountsRequest(ids=list(ids)))
+        return {a.id: user_dict(a) for a in reply.accounts}
+
 
 class MembershipClient(_Client):
     service = "membership"
@@ -74,6 +79,12 @@ class MembershipClient(_Client):
         reply = await self._call(self._stub.ListUserGroups,
                                  membership_pb2.ListUserGroupsRequest(account_id=account_id))
         return {g.id: g.name for g in reply.groups}
+
+    async def members(self, group_id: str) -> list[str]:
+        """The group's account ids; NotFound for an unknown group."""
+        reply = await self._call(self._stub.ListGroupMembers,
+                                 membership_pb2.ListGroupMembersRequest(group_id=group_id))
+        return list(reply.account_ids)
 
     async def directory(self, account_id: str) -> list[dict]:
         reply = await self._call(self._stub.ListGroups,

@@ -42,6 +42,7 @@ SUB_RCVHWM_MSGS = 100_000
 _FAILURES: dict[int, type[ApiError]] = {
     broker_pb2.Failure.NOT_MEMBER: NotMember,
     broker_pb2.Failure.BAD_REQUEST: InvalidArgument,
+    broker_pb2.Failure.UNAVAILABLE: Unavailable,
 }
 
 
@@ -123,10 +124,24 @@ class BrokerClient:
             session_id=session_id, group_id=group_id, text=text))
         return reply.posted
 
-    async def membership_change(self, account_id: str, group: dict, joined: bool) -> None:
-        await self._request(membership_change=broker_pb2.MembershipChange(
-            account_id=account_id, group=broker_pb2.GroupRef(id=group["id"], name=group["name"]),
-            joined=joined))
+    async def history(self, group_id: str, *, before_seq: int = 0, after_seq: int = 0,
+                      limit: int) -> tuple[list[broker_pb2.Delivery], bool]:
+        reply = await self._request(history=broker_pb2.History(
+            group_id=group_id, before_seq=before_seq, after_seq=after_seq, limit=limit))
+        return list(reply.messages.messages), reply.messages.more
+
+    async def group_states(self, account_id: str, group_ids) -> dict[str, tuple[int, int]]:
+        """group id -> (last seq, this account's read seq)."""
+        reply = await self._request(group_states=broker_pb2.GroupStates(
+            account_id=account_id, group_ids=list(group_ids)))
+        return {g.group_id: (g.last_seq, g.read_seq) for g in reply.states.groups}
+
+    async def mark_read(self, account_id: str, group_id: str, seq: int) -> None:
+        await self._request(mark_read=broker_pb2.MarkRead(account_id=account_id, group_id=group_id, seq=seq))
+
+    async def online(self, group_id: str) -> set[str]:
+        reply = await self._request(online=broker_pb2.Online(group_id=group_id))
+        return set(reply.online_members.account_ids)
 
     async def _request(self, **kind) -> broker_pb2.BrokerReply:
         request_id = next(self._request_ids)

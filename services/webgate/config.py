@@ -31,6 +31,7 @@ class Settings:
     max_send_buffer_bytes: int = 1024 * 1024  # a reader this far behind is cut off (1013)
     backend_timeout_secs: float = 5.0      # gRPC and broker requests
     heartbeat_secs: float = 1.0            # Hello to the broker
+    resume_max_messages: int = 200         # more missed in one group -> "reset" instead of replay
     shutdown_grace_secs: float = 5.0
 
 
@@ -43,6 +44,7 @@ _ENV = {
     "--broker-pub": "CHORUS_BROKER_PUB_ADDRESS",
     "--auth-deadline-secs": "CHORUS_WS_AUTH_DEADLINE_SECS",
     "--max-text-chars": "CHORUS_MAX_TEXT_CHARS",
+    "--resume-max-messages": "CHORUS_RESUME_MAX_MESSAGES",
     "--max-frame-bytes": "CHORUS_WS_MAX_FRAME_BYTES",
     "--max-body-bytes": "CHORUS_HTTP_MAX_BODY_BYTES",
     "--max-send-buffer-bytes": "CHORUS_WS_MAX_SEND_BUFFER_BYTES",
@@ -76,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
              default=d.max_body_bytes, help="largest HTTP request body accepted")
     add_flag(parser, "--max-send-buffer-bytes", env=env, var="CHORUS_WS_MAX_SEND_BUFFER_BYTES",
              default=d.max_send_buffer_bytes, help="unsent bytes after which a slow reader is cut off")
+    add_flag(parser, "--resume-max-messages", env=env, var="CHORUS_RESUME_MAX_MESSAGES",
+             default=d.resume_max_messages, help="messages replayed per group before a reset instead")
     add_flag(parser, "--backend-timeout-secs", env=env, var="CHORUS_BACKEND_TIMEOUT_SECS",
              default=d.backend_timeout_secs, help="deadline for gRPC and broker requests")
 
@@ -96,5 +100,6 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         max_frame_bytes=positive(args.max_frame_bytes, name=_name("--max-frame-bytes")),
         max_body_bytes=positive(args.max_body_bytes, name=_name("--max-body-bytes")),
         max_send_buffer_bytes=positive(args.max_send_buffer_bytes, name=_name("--max-send-buffer-bytes")),
+        resume_max_messages=positive(args.resume_max_messages, name=_name("--resume-max-messages")),
         backend_timeout_secs=positive(args.backend_timeout_secs, name=_name("--backend-timeout-secs"), kind=float),
     )

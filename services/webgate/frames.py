@@ -21,13 +21,16 @@ from websockets.frames import Frame, Opcode
 from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 
 __all__ = [
-    "AuthFrame", "SendFrame", "PingFrame", "ClientFrame", "parse_client_frame",
-    "encode", "text_frame", "message_payload", "MAX_REF_CHARS", "MAX_ID_CHARS",
+    "AuthFrame", "SendFrame", "PingFrame", "ResumeFrame", "ReadFrame", "ClientFrame",
+    "parse_client_frame", "encode", "text_frame", "message_payload", "message_json", "group_states",
+    "MAX_REF_CHARS", "MAX_ID_CHARS", "MAX_SEQ",
 ]
 
 MAX_REF_CHARS = 64
 MAX_ID_CHARS = 64
 MAX_TOKEN_CHARS = 4096
+MAX_SEQ = 2**63 - 1
+MAX_RESUME_GROUPS = 1000  # more than any account may join
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,18 @@ class PingFrame:
     pass
 
 
-ClientFrame = AuthFrame | SendFrame | PingFrame
+@dataclass(frozen=True, slots=True)
+class ResumeFrame:
+    since: dict[str, int]  # group id -> last seq the client has
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFrame:
+    group: str
+    seq: int
+
+
+ClientFrame = AuthFrame | SendFrame | PingFrame | ResumeFrame | ReadFrame
 
 
 def parse_client_frame(data: str | bytes, *, max_text_chars: int) -> ClientFrame:
@@ -104,7 +118,30 @@ def _ping(_obj: dict, _ref, _max_text_chars: int) -> PingFrame:
     return PingFrame()
 
 
-_PARSERS = {"auth": _auth, "send": _send, "ping": _ping}
+def _seq(value, name: str, ref) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEQ:
+        raise InvalidArgument(f"{name} must be a whole number from 0 to {MAX_SEQ}", ref=ref)
+    return value
+
+
+def _resume(obj: dict, ref, _max_text_chars: int) -> ResumeFrame:
+    since = obj.get("since")
+    if not isinstance(since, dict):
+        raise InvalidArgument("'since' must be an object of group id -> seq", ref=ref)
+    if len(since) > MAX_RESUME_GROUPS:
+        raise InvalidArgument(f"'since' names more than {MAX_RESUME_GROUPS} groups", ref=ref)
+    for group, seq in since.items():
+        if not group or len(group) > MAX_ID_CHARS:
+            raise InvalidArgument(f"'since' has a bad group id {group[:MAX_ID_CHARS]!r}", ref=ref)
+        _seq(seq, f"since[{group!r}]", ref)
+    return ResumeFrame(since)
+
+
+def _read(obj: dict, ref, _max_text_chars: int) -> ReadFrame:
+    return ReadFrame(_string(obj, "group", ref, max_chars=MAX_ID_CHARS), _seq(obj.get("seq"), "'seq'", ref))
+
+
+_PARSERS = {"auth": _auth, "send": _send, "ping": _ping, "resume": _resume, "read": _read}
 
 
 def encode(obj: dict) -> bytes:
@@ -116,14 +153,27 @@ def text_frame(payload: bytes) -> bytes:
     return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
-def message_payload(delivery) -> bytes:
-    """The JSON of a ``message`` frame for a broker Delivery."""
+def message_json(delivery) -> dict:
+    """A broker Delivery as the person sees it (history entries; frames add "op")."""
     sender = delivery.sender
-    return orjson.dumps({
-        "op": "message",
+    return {
         "group": delivery.group_id,
         "seq": delivery.seq,
         "ts": delivery.ts_ms,
         "from": {"id": sender.id, "username": sender.username, "display_name": sender.display_name},
         "text": delivery.text,
-    })
+    }
+
+
+def message_payload(delivery) -> bytes:
+    """The JSON of a ``message`` frame for a broker Delivery."""
+    return orjson.dumps({"op": "message", **message_json(delivery)})
+
+
+def group_states(groups: dict[str, str], states: dict[str, tuple[int, int]]) -> list[dict]:
+    """The groups as ``ready`` and /api/me show them: with last seq and unread count."""
+    out = []
+    for group_id, name in groups.items():
+        last_seq, read_seq = states.get(group_id, (0, 0))
+        out.append({"id": group_id, "name": name, "last_seq": last_seq, "unread": max(0, last_seq - read_seq)})
+    return out

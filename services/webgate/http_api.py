@@ -13,8 +13,8 @@ import logging
 import orjson
 from aiohttp import web
 
-from .errors import ApiError, BadJson, InvalidArgument, NotFound, TooLarge, Unauthenticated
-from .frames import MAX_ID_CHARS
+from .errors import ApiError, BadJson, Forbidden, InvalidArgument, NotFound, TooLarge, Unauthenticated
+from .frames import MAX_ID_CHARS, MAX_SEQ, group_states, message_json
 
 __all__ = ["routes", "error_middleware", "json_response", "DEPS"]
 
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 DEPS = web.AppKey("deps", object)  # app.Deps; typed loosely to avoid an import cycle
 MAX_FIELD_CHARS = 1024  # no single field of ours is longer; services check the real limits
+DEFAULT_HISTORY_PAGE = 50
+MAX_HISTORY_PAGE = 100
 
 routes = web.RouteTableDef()
 
@@ -121,9 +123,55 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/api/me")
 async def me(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
     user = await _account(request)
-    groups = await request.app[DEPS].membership.user_groups(user["id"])
-    return json_response({"user": user, "groups": [{"id": i, "name": n} for i, n in groups.items()]})
+    groups = await deps.membership.user_groups(user["id"])
+    states = await deps.hub.broker.group_states(user["id"], groups)
+    return json_response({"user": user, "groups": group_states(groups, states)})
+
+
+@routes.get("/api/groups/{group_id}/messages")
+async def history(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    user = await _account(request)
+    group_id = _group_id(request)
+    query = request.query
+    if "before" in query and "after" in query:
+        raise InvalidArgument("give 'before' or 'after', not both")
+    before = _query_int(query, "before", default=0, low=1)
+    after = _query_int(query, "after", default=0, low=0)
+    limit = _query_int(query, "limit", default=DEFAULT_HISTORY_PAGE, low=1, high=MAX_HISTORY_PAGE)
+    await _require_member(deps, group_id, user["id"])
+    messages, more = await deps.hub.broker.history(group_id, before_seq=before, after_seq=after, limit=limit)
+    return json_response({"messages": [message_json(m) for m in messages], "more": more})
+
+
+@routes.get("/api/groups/{group_id}/members")
+async def members(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    user = await _account(request)
+    group_id = _group_id(request)
+    ids = await _require_member(deps, group_id, user["id"])
+    profiles = await deps.auth.accounts(ids)
+    online = await deps.hub.broker.online(group_id)
+    return json_response({"members": [{**profiles[i], "online": i in online} for i in ids if i in profiles]})
+
+
+async def _require_member(deps, group_id: str, account_id: str) -> list[str]:
+    """The group's member ids; NotFound for an unknown group, Forbidden for a non-member."""
+    ids = await deps.membership.members(group_id)
+    if account_id not in ids:
+        raise Forbidden("you are not a member of this group")
+    return ids
+
+
+def _query_int(query, name: str, *, default: int, low: int, high: int = MAX_SEQ) -> int:
+    if name not in query:
+        return default
+    text = query[name]
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise InvalidArgument(f"{name!r} must be a whole number from {low} to {high}")
+    return int(text)
 
 
 @routes.get("/api/groups")
@@ -138,7 +186,6 @@ async def create_group(request: web.Request) -> web.Response:
     user = await _account(request)
     (name,) = _fields(await _body(request), ("name",))
     group = await deps.membership.create_group(user["id"], name)
-    await _tell_broker(deps, user["id"], group, joined=True)
     return json_response({"group": group}, 201)
 
 
@@ -153,23 +200,10 @@ async def leave_group(request: web.Request) -> web.Response:
 
 
 async def _change_membership(request: web.Request, *, joined: bool) -> web.Response:
+    """Join or leave. The membership service tells the broker once the change is
+    committed, so live pages get joined/left from any backend's change alike."""
     deps = request.app[DEPS]
     user = await _account(request)
     change = deps.membership.join if joined else deps.membership.leave
-    group, changed = await change(_group_id(request), user["id"])
-    if changed:
-        await _tell_broker(deps, user["id"], group, joined=joined)
+    group, _changed = await change(_group_id(request), user["id"])
     return json_response({"group": group})
-
-
-async def _tell_broker(deps, account_id: str, group: dict, *, joined: bool) -> None:
-    """Make a committed membership change live on every gateway.
-
-    The membership service already holds the truth; if the broker is down the
-    person's open pages catch up when they reconnect, so this never fails the
-    request.
-    """
-    try:
-        await deps.hub.broker.membership_change(account_id, group, joined)
-    except ApiError as exc:
-        log.warning("membership change of %s in %s not made live: %s", account_id, group["id"], exc)

@@ -6,6 +6,11 @@ sessions.Session.push for the per-socket policy).
 
 Membership events are applied by one worker task, in the order the broker
 published them, so a quick join-then-leave can never end up joined.
+
+Resume: while a session replays what it missed (``hold_live`` ..
+``release_live``), its live frames are held, then released in order minus
+those the replay already sent, so the page sees each seq once and in order.
+The fan-out loop pays for this only while some session is resuming.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Hub:
         # Sessions holding subscription references: unregister gives back only
         # what register took, however often it is called.
         self._registered: set[Session] = set()
+        # session -> live frames held while it resumes: (group, seq, frame)
+        self._held: dict[Session, list[tuple[str, int, bytes]]] = {}
         self._events: asyncio.Queue[broker_pb2.MembershipEvent] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
         broker.on_delivery = self._deliver
@@ -70,8 +77,19 @@ class Hub:
     def attach(self, session: Session) -> None:
         self.sessions.attach(session)
 
+    def hold_live(self, session: Session) -> None:
+        """Hold the session's live messages until ``release_live`` (idempotent)."""
+        self._held.setdefault(session, [])
+
+    def release_live(self, session: Session, replayed_upto: dict[str, int]) -> None:
+        """Push the held messages the replay did not already send, in order."""
+        for group, seq, frame in self._held.pop(session, ()):
+            if seq > replayed_upto.get(group, 0):
+                session.push(frame)
+
     async def unregister(self, session: Session) -> None:
         session.closed = True
+        self._held.pop(session, None)
         if session not in self._registered:
             return
         self._registered.discard(session)
@@ -95,7 +113,16 @@ class Hub:
         sessions = self.sessions.live(group)
         if not sessions:
             return
-        frame = text_frame(message_payload(broker_pb2.Delivery.FromString(payload)))
+        delivery = broker_pb2.Delivery.FromString(payload)
+        frame = text_frame(message_payload(delivery))
+        if self._held:  # someone is resuming: the slow path
+            for session in sessions:
+                held = self._held.get(session)
+                if held is None:
+                    session.push(frame)
+                else:
+                    held.append((group, delivery.seq, frame))
+            return
         for session in sessions:
             session.push(frame)
 

@@ -19,7 +19,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from chorus.common.ids import new_id
 
 from .errors import ApiError, BadJson, NotMember, Unauthenticated, UnknownOp
-from .frames import AuthFrame, PingFrame, SendFrame, encode, parse_client_frame, text_frame
+from .frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, encode, group_states,
+                     message_payload, parse_client_frame, text_frame)
 from .http_api import DEPS
 from .sessions import Session
 
@@ -47,12 +48,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         session = Session(new_id("s"), user, groups, request.transport,
                           max_send_buffer_bytes=settings.max_send_buffer_bytes,
                           on_overflow=lambda s: _cut_off(ws, s.transport))
+        states = await deps.hub.broker.group_states(user["id"], groups)
         await deps.hub.register(session)
         # No await between ready and attach: nothing published after
         # registration can slip past this session.
         session.push(text_frame(encode({
-            "op": "ready", "user": user,
-            "groups": [{"id": i, "name": n} for i, n in groups.items()],
+            "op": "ready", "user": user, "groups": group_states(groups, states),
         })))
         deps.hub.attach(session)
         await _relay(ws, session, deps)
@@ -110,8 +111,12 @@ async def _relay(ws: web.WebSocketResponse, session: Session, deps) -> None:
             break
         try:
             frame = parse_client_frame(data, max_text_chars=max_text_chars)
-            if isinstance(frame, SendFrame):
+            if isinstance(frame, ResumeFrame):
+                await _resume(frame, session, deps)
+            elif isinstance(frame, SendFrame):
                 await _send(frame, session, deps)
+            elif isinstance(frame, ReadFrame):
+                await _read(frame, session, deps)
             elif isinstance(frame, PingFrame):
                 session.push(text_frame(b'{"op":"pong"}'))
             else:
@@ -131,6 +136,41 @@ async def _send(frame: SendFrame, session: Session, deps) -> None:
     session.push(text_frame(encode({
         "op": "ack", "ref": frame.ref, "group": posted.group_id, "seq": posted.seq, "ts": posted.ts_ms,
     })))
+
+
+async def _resume(frame: ResumeFrame, session: Session, deps) -> None:
+    """Replay what the page missed, group by group, then release held live messages."""
+    bound = deps.settings.resume_max_messages
+    deps.hub.hold_live(session)
+    replayed_upto: dict[str, int] = {}
+    try:
+        for group, since in frame.since.items():
+            if group not in session.groups:
+                continue  # left meanwhile, or never a member: nothing to replay
+            if since:
+                messages, more = await deps.hub.broker.history(group, after_seq=since, limit=bound)
+            else:  # after_seq 0 means "unset" to the broker: take the latest page, oldest first
+                messages, more = await deps.hub.broker.history(group, limit=bound)
+                messages.reverse()
+            if more:
+                session.push(text_frame(encode({"op": "reset", "group": group})))
+                continue
+            for delivery in messages:
+                session.push(text_frame(message_payload(delivery)))
+            replayed_upto[group] = messages[-1].seq if messages else since
+    finally:
+        deps.hub.release_live(session, replayed_upto)
+    session.push(text_frame(b'{"op":"resumed"}'))
+
+
+async def _read(frame: ReadFrame, session: Session, deps) -> None:
+    if frame.group not in session.groups:
+        raise NotMember(f"you are not a member of group {frame.group!r}")
+    broker = deps.hub.broker
+    await broker.mark_read(session.account_id, frame.group, frame.seq)
+    [(last_seq, read_seq)] = (await broker.group_states(session.account_id, [frame.group])).values()
+    session.push(text_frame(encode({
+        "op": "read", "group": frame.group, "seq": read_seq, "unread": max(0, last_seq - read_seq)})))
 
 
 def _error(exc: ApiError) -> bytes:

@@ -6,8 +6,8 @@ from websockets.frames import Frame
 
 from chorus.pb import broker_pb2
 from chorus.webgate.errors import BadJson, InvalidArgument, TooLarge, UnknownOp
-from chorus.webgate.frames import (AuthFrame, PingFrame, SendFrame, message_payload,
-                                   parse_client_frame, text_frame)
+from chorus.webgate.frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, group_states,
+                                   message_payload, parse_client_frame, text_frame)
 
 LIMIT = 10
 
@@ -22,6 +22,8 @@ def test_valid_frames_parse_into_types():
     assert parse({"op": "send", "group": "g1", "text": "hi", "ref": "r1"}) == SendFrame("g1", "hi", "r1")
     assert parse({"op": "send", "group": "g1", "text": "hi"}) == SendFrame("g1", "hi", None)
     assert parse({"op": "ping"}) == PingFrame()
+    assert parse({"op": "resume", "since": {"g1": 4, "g2": 0}}) == ResumeFrame({"g1": 4, "g2": 0})
+    assert parse({"op": "read", "group": "g1", "seq": 9}) == ReadFrame("g1", 9)
 
 
 @pytest.mark.parametrize("data, error, words", [
@@ -37,6 +39,16 @@ def test_valid_frames_parse_into_types():
     ({"op": "send", "group": "g" * 65, "text": "x"}, InvalidArgument, "longer than 64"),
     ({"op": "auth"}, InvalidArgument, "'token'"),
     ({"op": "send", "group": "g", "text": "x", "ref": {"a": 1}}, InvalidArgument, "ref"),
+    ({"op": "resume"}, InvalidArgument, "'since' must be an object"),
+    ({"op": "resume", "since": [1]}, InvalidArgument, "'since' must be an object"),
+    ({"op": "resume", "since": {"g": -1}}, InvalidArgument, "since['g'] must be a whole number"),
+    ({"op": "resume", "since": {"g": "5"}}, InvalidArgument, "whole number"),
+    ({"op": "resume", "since": {"g": True}}, InvalidArgument, "whole number"),
+    ({"op": "resume", "since": {"": 1}}, InvalidArgument, "bad group id"),
+    ({"op": "resume", "since": {f"g{i}": 0 for i in range(1001)}}, InvalidArgument, "more than 1000"),
+    ({"op": "read", "group": "g"}, InvalidArgument, "'seq' must be a whole number"),
+    ({"op": "read", "group": "g", "seq": 2**63}, InvalidArgument, "'seq' must be a whole number"),
+    ({"op": "read", "seq": 1}, InvalidArgument, "'group'"),
 ])
 def test_bad_frames_name_the_problem(data, error, words):
     with pytest.raises(error) as info:
@@ -77,3 +89,13 @@ def _read_frame(data: bytes) -> Frame:
     except StopIteration as done:
         return done.value
     raise AssertionError("incomplete frame")
+
+
+def test_group_states_give_last_seq_and_unread_never_below_zero():
+    groups = {"g1": "One", "g2": "Two", "g3": "Three"}
+    states = {"g1": (10, 4), "g2": (3, 5)}
+    assert group_states(groups, states) == [
+        {"id": "g1", "name": "One", "last_seq": 10, "unread": 6},
+        {"id": "g2", "name": "Two", "last_seq": 3, "unread": 0},
+        {"id": "g3", "name": "Three", "last_seq": 0, "unread": 0},
+    ]

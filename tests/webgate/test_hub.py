@@ -130,3 +130,18 @@ async def test_join_and_leave_events_apply_to_every_session_of_that_account_in_o
     await hub.unregister(tab1)
     await hub.unregister(tab2)
     assert hub.broker.subscribed == set(), "the last holder gave the subscription back"
+
+
+async def test_live_messages_held_during_a_resume_come_after_it_without_duplicates(hub):
+    resuming = await live(hub, session("s1", "alice", ["g1"]))
+    other = await live(hub, session("s2", "bob", ["g1"]))
+    hub.hold_live(resuming)
+    for seq in (5, 6, 7):
+        hub.broker.on_delivery("g1", broker_pb2.Delivery(
+            group_id="g1", seq=seq, ts_ms=1, text=f"m{seq}", sender=broker_pb2.Person(id="x")).SerializeToString())
+    assert resuming.transport.frames == [], "held while resuming"
+    assert [f["seq"] for f in other.transport.frames] == [5, 6, 7], "others are not held"
+    hub.release_live(resuming, {"g1": 6})  # the replay already sent up to 6
+    assert [f["seq"] for f in resuming.transport.frames] == [7]
+    hub.release_live(resuming, {})  # releasing twice sends nothing more
+    assert [f["seq"] for f in resuming.transport.frames] == [7]

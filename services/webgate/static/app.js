@@ -21,16 +21,27 @@ const BACKOFF_MAX_MS = 15000;
 const PING_EVERY_MS = 25000;          // application-level liveness check
 const PONG_TIMEOUT_MS = 10000;
 const GROUPING_WINDOW_MS = 5 * 60 * 1000;
-const MAX_MESSAGES_PER_GROUP = 2000;  // memory cap; older messages are dropped
+const MAX_MESSAGES_PER_GROUP = 2000;  // memory cap; older messages are dropped (history reloads them)
 const TOAST_MS = 10000;
 const MAX_TOASTS = 4;
+const HISTORY_PAGE = 50;              // messages per history request
+const LOAD_OLDER_WITHIN_PX = 300;     // load older messages when scrolled this close to the top
+const READ_DEBOUNCE_MS = 300;         // `read` markers are sent at most this often per group
+const MEMBERS_REFRESH_MS = 15000;     // the members panel refreshes this often while open
+const RESUME_TIMEOUT_MS = 20000;      // stop showing "Catching up…" if `resumed` never comes
 
 const state = {
   token: null,
+  session: 0,                 // bumps on logout: answers of older requests are ignored
   user: null,                 // {id, username, display_name}
-  groups: new Map(),          // id -> {id, name, unread}; the sidebar (from `ready`/`joined`/`left`)
+  groups: new Map(),          // id -> {id, name, unread, lastSeq}; the sidebar (from `ready`/`joined`/`left`)
+                              //   lastSeq: the newest seq the server's `unread` already counts (undefined: unknown)
   selected: null,             // selected group id
-  messages: new Map(),        // group id -> {list: [msg sorted by seq], seqs: Set, floor: seq}
+  messages: new Map(),        // group id -> box (see groupBox): the messages held for a group
+  highSeq: new Map(),         // group id -> seq up to which every message is held: sent in `resume`
+  readSent: new Map(),        // group id -> highest seq sent in a `read` frame
+  readTimers: new Map(),      // group id -> debounce timer of the next `read`
+  members: { open: false, group: null, list: [], loaded: false, error: "", timer: null, gen: 0 },
   pending: new Map(),         // ref -> {ref, group, text, ts, status: "pending"|"failed", error}
   drafts: new Map(),          // group id -> unsent composer text
   nextRef: 1,
@@ -41,6 +52,8 @@ const state = {
     ws: null,
     gen: 0,                   // bumps on every new socket; stale events are ignored
     ready: false,
+    catchingUp: false,        // between our `resume` and the server's `resumed`
+    resumeTimer: null,
     state: "offline",         // "connected" | "connecting" | "offline"
     attempt: 0,               // reconnect attempts since the last `ready`
     retryAt: 0,
@@ -165,72 +178,172 @@ function saveToken(token) {
 }
 
 function resetSession() {
+  state.session++;
   state.token = null;
   state.user = null;
   state.groups.clear();
   state.selected = null;
   state.messages.clear();
+  state.highSeq.clear();
+  state.readSent.clear();
+  for (const entry of state.readTimers.values()) clearTimeout(entry.timer);
+  state.readTimers.clear();
   state.pending.clear();
   state.drafts.clear();
   state.selectOnJoin.clear();
   state.browse = { open: false, entries: [], loaded: false, error: "", busy: new Set() };
+  closeMembersState();
 }
 
-/** Replace the group list (from `ready` or /api/me), keeping unread counts of groups still there. */
+const seqOrUndefined = (v) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+
+/**
+ * Replace the group list (from `ready` or /api/me). `unread` and `last_seq` come from the
+ * server when it sends them; otherwise the page keeps its own counts.
+ */
 function setGroups(groups) {
   const old = state.groups;
   state.groups = new Map();
   for (const g of groups) {
-    state.groups.set(g.id, { id: g.id, name: g.name, unread: old.get(g.id)?.unread ?? 0 });
+    if (!g || typeof g.id !== "string") continue;
+    const prev = old.get(g.id);
+    const unread = seqOrUndefined(g.unread);
+    state.groups.set(g.id, {
+      id: g.id,
+      name: typeof g.name === "string" ? g.name : g.id,
+      unread: unread ?? prev?.unread ?? 0,
+      lastSeq: unread !== undefined ? seqOrUndefined(g.last_seq) : prev?.lastSeq,
+    });
   }
+  for (const id of [...state.messages.keys()]) if (!state.groups.has(id)) forgetGroupMessages(id);
   if (state.selected && !state.groups.has(state.selected)) state.selected = null;
 }
 
 function addGroup(g) {
   const existing = state.groups.get(g.id);
   if (existing) existing.name = g.name;
-  else state.groups.set(g.id, { id: g.id, name: g.name, unread: 0 });
+  else state.groups.set(g.id, { id: g.id, name: g.name, unread: 0, lastSeq: undefined });
 }
 
 function removeGroup(id) {
   state.groups.delete(id);
-  state.messages.delete(id);
+  forgetGroupMessages(id);
   state.drafts.delete(id);
   state.selectOnJoin.delete(id);
+  state.readSent.delete(id);
+  clearTimeout(state.readTimers.get(id)?.timer);
+  state.readTimers.delete(id);
   for (const [ref, p] of state.pending) if (p.group === id) state.pending.delete(ref);
   if (state.selected === id) state.selected = null;
 }
 
+/** Drop what is held for a group (it is reloaded from history when shown again). */
+function forgetGroupMessages(id) {
+  state.messages.delete(id);
+  state.highSeq.delete(id);
+}
+
+/**
+ * The messages held for a group:
+ *   list     messages sorted by seq; seqs: the Set of their seqs
+ *   loaded   the latest history page has been merged in (false: load it when shown)
+ *   loading  a request for the latest page is in flight
+ *   more     older messages exist on the server (null: unknown until loaded)
+ *   older    a request for older messages is in flight
+ *   error    the last history request failed (shown in the empty state)
+ */
 function groupBox(groupId) {
   let box = state.messages.get(groupId);
   if (!box) {
-    box = { list: [], seqs: new Set(), floor: 0 };
+    box = { list: [], seqs: new Set(), loaded: false, loading: false, more: null, older: false, error: "" };
     state.messages.set(groupId, box);
   }
   return box;
 }
 
-/** Insert a sequenced message; false if (group, seq) is already held. Keeps the list sorted. */
-function storeMessage(msg) {
+/** A message (frame or history entry) in the page's shape, or null if malformed. */
+function normalizeMessage(raw, groupId) {
+  if (!raw || typeof raw !== "object") return null;
+  const group = typeof raw.group === "string" ? raw.group : groupId;
+  if (typeof group !== "string" || typeof raw.seq !== "number") return null;
+  return {
+    group,
+    seq: raw.seq,
+    ts: typeof raw.ts === "number" ? raw.ts : Date.now(),
+    from: raw.from || null,
+    text: typeof raw.text === "string" ? raw.text : "",
+  };
+}
+
+/**
+ * Track, per group, the seq up to which the page holds every message: that is what
+ * `resume` and `read` send. A message past a hole (say the broker died after storing
+ * a message but before sending it) makes the page fetch the hole from history, so a
+ * later resume never skips it. A group first seen live starts from that message.
+ */
+function noteSeq(groupId, seq) {
+  const box = groupBox(groupId);
+  let high = state.highSeq.get(groupId);
+  if (high === undefined) high = box.loaded ? 0 : seq - 1;
+  if (seq === high + 1) {
+    high = seq;
+    while (box.seqs.has(high + 1)) high += 1;
+  } else if (seq > high + 1) {
+    fillGap(groupId, high);
+  }
+  state.highSeq.set(groupId, high);
+}
+
+const gapFills = new Set(); // group ids with a hole being fetched
+
+async function fillGap(groupId, after) {
+  if (gapFills.has(groupId)) return;
+  gapFills.add(groupId);
+  const session = state.session;
+  try {
+    const query = after > 0 ? `after=${after}&limit=${HISTORY_PAGE}` : `limit=${HISTORY_PAGE}`;
+    const data = await authed("GET", messagesPath(groupId, query));
+    if (session !== state.session || !state.messages.has(groupId)) return;
+    const page = (Array.isArray(data?.messages) ? data.messages : [])
+      .map((m) => normalizeMessage(m, groupId)).filter((m) => m && m.group === groupId)
+      .sort((a, b) => a.seq - b.seq);
+    for (const msg of page) storeMessage(msg, { live: false });
+    if (groupId === state.selected) renderMessages();
+  } catch (err) {
+    // Left the group or offline: the next resume or history load covers it.
+  } finally {
+    gapFills.delete(groupId);
+  }
+}
+
+/**
+ * Insert a sequenced message; false if (group, seq) is already held. Keeps the list sorted.
+ * Live messages past the memory cap push the oldest out (they stay loadable from history).
+ */
+function storeMessage(msg, { live = true } = {}) {
   const box = groupBox(msg.group);
-  if (msg.seq <= box.floor || box.seqs.has(msg.seq)) return false;
-  box.seqs.add(msg.seq);
+  noteSeq(msg.group, msg.seq);
+  if (box.seqs.has(msg.seq)) return false;
   const list = box.list;
+  if (!live && list.length >= MAX_MESSAGES_PER_GROUP && msg.seq < list[0].seq) return false;
+  box.seqs.add(msg.seq);
   let i = list.length;
   while (i > 0 && list[i - 1].seq > msg.seq) i--;
   list.splice(i, 0, msg);
-  if (list.length > MAX_MESSAGES_PER_GROUP) {
+  if (live && list.length > MAX_MESSAGES_PER_GROUP) {
     const dropped = list.splice(0, list.length - MAX_MESSAGES_PER_GROUP);
     for (const m of dropped) box.seqs.delete(m.seq);
-    box.floor = dropped[dropped.length - 1].seq;
+    box.more = true;
   }
   return true;
 }
 
 function hasMessage(groupId, seq) {
   const box = state.messages.get(groupId);
-  return !!box && (seq <= box.floor || box.seqs.has(seq));
+  return !!box && (box.seqs.has(seq) || (box.list.length > 0 && seq < box.list[0].seq));
 }
+
+const oldestSeq = (box) => (box.list.length ? box.list[0].seq : null);
 
 const isOwn = (msg) => !!state.user && msg.from && msg.from.id === state.user.id;
 
@@ -245,6 +358,7 @@ function failPendingSends(reason) {
     if (p.status === "pending") {
       p.status = "failed";
       p.error = reason;
+      p.lost = true; // it may have been posted all the same: a replayed copy removes it
       changed = true;
     }
   }
@@ -261,6 +375,7 @@ const sortedGroups = () =>
 const ui = {
   forceScroll: false,      // next message render scrolls to the bottom regardless
   renderQueued: false,
+  renderedGroup: null,     // the group the message list shows (scroll anchoring within one group)
 };
 
 function showScreen(screen) {
@@ -310,6 +425,13 @@ function renderConn() {
     text = "Offline — waiting for network";
   }
   $("#conn-text").textContent = text;
+  renderCatchingUp();
+}
+
+function renderCatchingUp() {
+  const on = state.conn.state === "connected" && state.conn.catchingUp;
+  $("#catching-up").hidden = !on;
+  $("#conn-status").classList.toggle("catching-up", on);
 }
 
 function renderSidebar() {
@@ -355,6 +477,7 @@ function renderHeader() {
   title.textContent = group ? group.name : "No group selected";
   title.classList.toggle("placeholder", !group);
   $("#leave-group").hidden = !group;
+  $("#members-toggle").hidden = !group;
 }
 
 function renderTitle() {
@@ -409,17 +532,32 @@ function isAtBottom(scroller) {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
 }
 
+/** The first message at least partly visible, and its distance from the scroller's top. */
+function scrollAnchor(scroller) {
+  const top = scroller.getBoundingClientRect().top;
+  for (const li of $("#messages").children) {
+    if (li.dataset.seq === undefined) continue;
+    const rect = li.getBoundingClientRect();
+    if (rect.bottom > top) return { seq: li.dataset.seq, offset: rect.top - top };
+  }
+  return null;
+}
+
 function renderMessages() {
   ui.renderQueued = false;
   const scroller = $("#messages-scroller");
-  const stick = ui.forceScroll || isAtBottom(scroller);
+  const group = state.selected && state.groups.get(state.selected);
+  // The same group as the last render: keep what the reader looks at in place (older
+  // messages may be added above it, newer ones below). Another group: start at the bottom.
+  const sameGroup = ui.renderedGroup === (group ? group.id : null);
+  const stick = ui.forceScroll || !sameGroup || isAtBottom(scroller);
+  const anchor = stick ? null : scrollAnchor(scroller);
   const keepTop = scroller.scrollTop;
   ui.forceScroll = false;
+  ui.renderedGroup = group ? group.id : null;
 
-  const group = state.selected && state.groups.get(state.selected);
-  const items = group
-    ? [...(state.messages.get(group.id)?.list ?? []), ...pendingFor(group.id)]
-    : [];
+  const box = group ? state.messages.get(group.id) : null;
+  const items = group ? [...(box?.list ?? []), ...pendingFor(group.id)] : [];
 
   const fragment = document.createDocumentFragment();
   let prev = null;
@@ -432,9 +570,30 @@ function renderMessages() {
     prev = msg;
   }
   $("#messages").replaceChildren(fragment);
-  renderEmptyState(group, items.length);
+  renderHistoryEdge(group, box);
+  renderEmptyState(group, items.length, box);
 
-  scroller.scrollTop = stick ? scroller.scrollHeight : keepTop;
+  if (stick) {
+    scroller.scrollTop = scroller.scrollHeight;
+  } else {
+    const el = anchor && $("#messages").querySelector(`li[data-seq="${anchor.seq}"]`);
+    if (el) {
+      const top = scroller.getBoundingClientRect().top;
+      scroller.scrollTop += el.getBoundingClientRect().top - top - anchor.offset;
+    } else {
+      scroller.scrollTop = keepTop;
+    }
+  }
+  if (group) maybeLoadOlder();
+}
+
+/** The top of the message list: a loader while older messages load, or where history begins. */
+function renderHistoryEdge(group, box) {
+  $("#history-loader").hidden = !(group && box && box.older);
+  const start = $("#history-start");
+  const atStart = !!group && !!box && box.loaded && box.more === false && box.list.length > 0;
+  start.hidden = !atStart;
+  start.textContent = atStart ? `This is the beginning of #${group.name}.` : "";
 }
 
 function continuesFrom(prev, msg) {
@@ -442,13 +601,15 @@ function continuesFrom(prev, msg) {
     && msg.ts - prev.ts < GROUPING_WINDOW_MS && prev.status !== "failed";
 }
 
-function renderEmptyState(group, count) {
+function renderEmptyState(group, count, box) {
   const empty = $("#empty-state");
   empty.hidden = !!group && count > 0;
   const [title, body] = empty.children;
   if (group) {
     title.textContent = `#${group.name}`;
-    body.textContent = "No messages here yet. Say hello!";
+    if (box && box.error) body.textContent = box.error;
+    else if (!box || !box.loaded) body.textContent = "Loading messages…";
+    else body.textContent = "No messages here yet. Say hello!";
   } else {
     title.textContent = `Welcome to ${APP_NAME}`;
     body.textContent = state.groups.size
@@ -542,6 +703,7 @@ function renderApp() {
   renderMessages();
   renderTitle();
   renderBrowse();
+  renderMembers();
 }
 
 function toast(message) {
@@ -601,6 +763,7 @@ function dropSocket(code = 1000, reason = "") {
   const { conn } = state;
   conn.gen++;
   stopHeartbeat();
+  endCatchingUp();
   if (conn.ws) {
     try { conn.ws.close(code, reason); } catch { /* already closing */ }
   }
@@ -627,6 +790,7 @@ function socketClosed(code, reason) {
   conn.ws = null;
   conn.ready = false;
   stopHeartbeat();
+  endCatchingUp();
   if (failPendingSends("the connection was lost before the server confirmed it")) scheduleMessagesRender();
   if (code === 4001) {
     sessionExpired(reason);
@@ -668,8 +832,7 @@ function clearRetry() {
 function startHeartbeat() {
   stopHeartbeat();
   state.conn.pingTimer = setInterval(() => {
-    if (!sendFrame({ op: "ping" })) return;
-    if (!state.conn.pongTimer) state.conn.pongTimer = setTimeout(connectionDead, PONG_TIMEOUT_MS);
+    checkAlive();
   }, PING_EVERY_MS);
 }
 
@@ -678,6 +841,13 @@ function stopHeartbeat() {
   clearTimeout(state.conn.pongTimer);
   state.conn.pingTimer = null;
   state.conn.pongTimer = null;
+}
+
+/** Ping now; without an answer (any frame) within PONG_TIMEOUT_MS the socket counts as dead. */
+function checkAlive() {
+  if (sendFrame({ op: "ping" }) && !state.conn.pongTimer) {
+    state.conn.pongTimer = setTimeout(connectionDead, PONG_TIMEOUT_MS);
+  }
 }
 
 /** Any frame proves the connection alive. */
@@ -707,6 +877,9 @@ const FRAME_HANDLERS = {
   error: onErrorFrame,
   joined: onJoined,
   left: onLeft,
+  resumed: onResumed,
+  reset: onReset,
+  read: onReadFrame,
   pong: () => {},
 };
 
@@ -719,28 +892,101 @@ function onReady(frame) {
   for (const id of state.selectOnJoin) {
     if (state.groups.has(id)) { state.selectOnJoin.delete(id); state.selected = id; }
   }
-  if (state.selected) state.groups.get(state.selected).unread = 0;
   startHeartbeat();
+  sendResume();
   setConnState("connected");
+  if (state.selected) {
+    if (isViewing(state.selected)) {
+      state.groups.get(state.selected).unread = 0;
+      scheduleRead(state.selected, { again: true });
+    }
+    const box = state.messages.get(state.selected);
+    if (!box || !box.loaded) loadLatest(state.selected);
+  }
   renderApp();
 }
 
-function onMessageFrame(frame) {
-  if (typeof frame.group !== "string" || typeof frame.seq !== "number") return;
-  const msg = {
-    group: frame.group,
-    seq: frame.seq,
-    ts: typeof frame.ts === "number" ? frame.ts : Date.now(),
-    from: frame.from || null,
-    text: typeof frame.text === "string" ? frame.text : "",
-  };
-  if (!storeMessage(msg)) return;
-  if (msg.group === state.selected) {
-    scheduleMessagesRender();
+/**
+ * Ask for what was missed in every group the page holds messages for: those with messages
+ * seen, and those whose (maybe empty) history was loaded, which are up to date as of then.
+ */
+function sendResume() {
+  const since = {};
+  for (const [id, box] of state.messages) {
+    const seq = state.highSeq.get(id) ?? 0;
+    if (state.groups.has(id) && (seq > 0 || box.loaded)) since[id] = seq;
+  }
+  if (!Object.keys(since).length) return;
+  if (!sendFrame({ op: "resume", since })) return;
+  state.conn.catchingUp = true;
+  clearTimeout(state.conn.resumeTimer);
+  state.conn.resumeTimer = setTimeout(endCatchingUp, RESUME_TIMEOUT_MS);
+}
+
+function endCatchingUp() {
+  const { conn } = state;
+  clearTimeout(conn.resumeTimer);
+  conn.resumeTimer = null;
+  if (!conn.catchingUp) return;
+  conn.catchingUp = false;
+  renderCatchingUp();
+}
+
+function onResumed() {
+  endCatchingUp();
+}
+
+/** Too much was missed in a group: drop what is held and reload it from history. */
+function onReset(frame) {
+  const id = frame.group;
+  if (typeof id !== "string" || !state.groups.has(id)) return;
+  forgetGroupMessages(id);
+  if (id === state.selected) {
+    ui.forceScroll = true;
+    loadLatest(id);
+    renderMessages();
+  }
+  // Otherwise nothing is held any more: it loads when the group is opened.
+}
+
+/** A read marker was stored (by this page or, if the server tells, another of the person's). */
+function onReadFrame(frame) {
+  const group = state.groups.get(frame.group);
+  if (!group || typeof frame.seq !== "number") return;
+  if (frame.seq > (state.readSent.get(group.id) ?? 0)) state.readSent.set(group.id, frame.seq);
+  const unread = seqOrUndefined(frame.unread);
+  if (unread === undefined) return;
+  if (isViewing(group.id) && unread > 0) {
+    // Still unread here, yet on screen: mark what is shown (if newer than the answer's seq).
+    scheduleRead(group.id);
     return;
   }
+  group.unread = unread;
+  // The server's count now covers everything up to what we have seen.
+  group.lastSeq = Math.max(group.lastSeq ?? 0, state.highSeq.get(group.id) ?? 0);
+  renderSidebar();
+  renderTitle();
+}
+
+function onMessageFrame(frame) {
+  const msg = normalizeMessage(frame);
+  if (!msg || !state.groups.has(msg.group)) return;
+  // An unsent copy from a lost connection that the server did receive: keep only this one.
+  if (isOwn(msg)) {
+    for (const [ref, p] of state.pending) {
+      if (p.lost && p.group === msg.group && p.text === msg.text) { state.pending.delete(ref); break; }
+    }
+  }
   const group = state.groups.get(msg.group);
-  if (group && !isOwn(msg)) {
+  if (!storeMessage(msg)) return;
+  const counted = group.lastSeq !== undefined && msg.seq <= group.lastSeq; // already in `unread`
+  if (group.lastSeq !== undefined) group.lastSeq = Math.max(group.lastSeq, msg.seq);
+  if (msg.group === state.selected) scheduleMessagesRender();
+  if (isViewing(msg.group)) {
+    scheduleRead(msg.group);
+    return;
+  }
+  if (!isOwn(msg) && !counted) {
     group.unread++;
     renderSidebar();
     renderTitle();
@@ -752,7 +998,7 @@ function onAck(frame) {
   if (!pending || typeof frame.seq !== "number") return;
   state.pending.delete(frame.ref);
   const group = frame.group || pending.group;
-  if (!hasMessage(group, frame.seq)) {
+  if (state.groups.has(group) && !hasMessage(group, frame.seq)) {
     // The `message` frame has not arrived yet: hold the confirmed message now; it dedupes later.
     storeMessage({
       group,
@@ -763,6 +1009,7 @@ function onAck(frame) {
     });
   }
   if (group === state.selected) scheduleMessagesRender();
+  if (isViewing(group)) scheduleRead(group);
 }
 
 function onErrorFrame(frame) {
@@ -771,6 +1018,15 @@ function onErrorFrame(frame) {
     pending.status = "failed";
     pending.error = frame.message || frame.code || "error";
     if (pending.group === state.selected) scheduleMessagesRender();
+    return;
+  }
+  if (state.conn.catchingUp && frame.ref === undefined && (frame.code === "unknown_op" || frame.code === "invalid_argument")) {
+    resumeRefused();
+    return;
+  }
+  if (frame.code === "unknown_op" && frame.ref === undefined) {
+    // A frame this server does not know (an older gateway): nothing the person can act on.
+    console.warn("chorus: the server refused a frame:", frame.message);
     return;
   }
   toast(frame.message || `Error: ${frame.code || "unknown"}`);
@@ -799,6 +1055,7 @@ function onLeft(frame) {
   renderSidebar();
   renderTitle();
   if (wasSelected) {
+    if (state.members.open) { closeMembersState(); renderMembers(); }
     renderHeader();
     renderComposer();
     renderMessages();
@@ -842,7 +1099,9 @@ function leaveApp() {
   $("#messages").replaceChildren();
   $("#group-list").replaceChildren();
   $("#toasts").replaceChildren();
+  ui.renderedGroup = null;
   renderBrowse();
+  renderMembers();
 }
 
 function logout() {
@@ -901,18 +1160,253 @@ function selectGroup(id, { focus = false } = {}) {
   const group = state.groups.get(id);
   if (!group) return;
   const textarea = $("#composer-text");
-  if (state.selected && state.selected !== id) state.drafts.set(state.selected, textarea.value);
-  if (state.selected !== id) textarea.value = state.drafts.get(id) ?? "";
+  const changed = state.selected !== id;
+  if (state.selected && changed) {
+    state.drafts.set(state.selected, textarea.value);
+    if (pageVisible()) flushRead(state.selected);
+  }
+  if (changed) textarea.value = state.drafts.get(id) ?? "";
   state.selected = id;
-  group.unread = 0;
+  if (isViewing(id)) group.unread = 0;
   ui.forceScroll = true;
+  const box = state.messages.get(id);
+  if (!box || !box.loaded) loadLatest(id);
+  scheduleRead(id, { again: true });
   renderSidebar();
   renderHeader();
   renderComposer();
   renderMessages();
   renderTitle();
   autosizeComposer();
+  if (changed && state.members.open) loadMembers();
   if (focus && !textarea.disabled) textarea.focus();
+}
+
+// History
+
+const messagesPath = (groupId, query) => `/api/groups/${encodeURIComponent(groupId)}/messages?${query}`;
+
+function historyFailed(box, err, what) {
+  if (err.status === 401) return;
+  if (err.status === 403) box.error = "You are no longer a member of this group.";
+  else box.error = `Could not load ${what}: ${err.message}`;
+}
+
+/** Merge the latest page of a group's history with what is held (live messages included). */
+async function loadLatest(groupId) {
+  const box = groupBox(groupId);
+  if (box.loading) return;
+  box.loading = true;
+  box.error = "";
+  const session = state.session;
+  let data;
+  try {
+    data = await authed("GET", messagesPath(groupId, `limit=${HISTORY_PAGE}`));
+  } catch (err) {
+    if (session !== state.session || state.messages.get(groupId) !== box) return;
+    box.loading = false;
+    historyFailed(box, err, "messages");
+    box.loaded = box.list.length > 0; // keep showing the live ones; a reconnect tries again
+    if (!box.loaded && groupId === state.selected) renderMessages();
+    return;
+  }
+  // Dropped meanwhile (reset, left, logout): that request's answer is stale.
+  if (session !== state.session || state.messages.get(groupId) !== box) return;
+  box.loading = false;
+  const page = (Array.isArray(data?.messages) ? data.messages : [])
+    .map((m) => normalizeMessage(m, groupId)).filter((m) => m && m.group === groupId);
+  const firstLoad = !box.loaded;
+  for (const msg of page) storeMessage(msg, { live: false });
+  const pageOldest = page.length ? Math.min(...page.map((m) => m.seq)) : null;
+  const held = oldestSeq(box);
+  box.more = held !== null && held > 1 && (!!data?.more || (pageOldest !== null && held < pageOldest));
+  box.loaded = true;
+  if (groupId !== state.selected) return;
+  if (firstLoad && isAtBottom($("#messages-scroller"))) ui.forceScroll = true;
+  renderMessages();
+  if (isViewing(groupId)) scheduleRead(groupId);
+}
+
+/** Load the page before the oldest held message; the reader's view stays where it is. */
+async function loadOlder(groupId) {
+  const box = state.messages.get(groupId);
+  const before = box && oldestSeq(box);
+  if (!box || !box.loaded || box.older || box.more === false || before === null) return;
+  box.older = true;
+  if (groupId === state.selected) renderHistoryEdge(state.groups.get(groupId), box);
+  const session = state.session;
+  let data = null;
+  let failure = null;
+  try {
+    data = await authed("GET", messagesPath(groupId, `before=${before}&limit=${HISTORY_PAGE}`));
+  } catch (err) {
+    failure = err;
+  }
+  if (session !== state.session || state.messages.get(groupId) !== box) return;
+  if (failure) {
+    if (failure.status !== 401) toast(`Could not load older messages: ${failure.message}`);
+    // Try again only when the reader scrolls again, not in a loop.
+    setTimeout(() => { box.older = false; if (groupId === state.selected) renderHistoryEdge(state.groups.get(groupId), box); }, 3000);
+    return;
+  }
+  box.older = false;
+  const page = (Array.isArray(data?.messages) ? data.messages : [])
+    .map((m) => normalizeMessage(m, groupId)).filter((m) => m && m.group === groupId && m.seq < before);
+  for (const msg of page) storeMessage(msg, { live: false });
+  const held = oldestSeq(box);
+  box.more = !!data?.more && page.length > 0 && held > 1;
+  if (groupId === state.selected) renderMessages();
+}
+
+/** Near the top (or nothing to scroll yet) with older messages on the server: load them. */
+function maybeLoadOlder() {
+  const id = state.selected;
+  const box = id && state.messages.get(id);
+  if (!box || !box.loaded || box.older || box.more !== true) return;
+  const scroller = $("#messages-scroller");
+  const scrollable = scroller.scrollHeight > scroller.clientHeight + 1;
+  if (!scrollable || scroller.scrollTop < LOAD_OLDER_WITHIN_PX) loadOlder(id);
+}
+
+/** The server cannot replay: whatever is held may have gaps. Reload from history instead. */
+function resumeRefused() {
+  endCatchingUp();
+  for (const id of [...state.messages.keys()]) forgetGroupMessages(id);
+  if (state.selected) {
+    loadLatest(state.selected);
+    renderMessages();
+  }
+}
+
+// Read markers
+
+const pageVisible = () => typeof document === "undefined" || document.visibilityState !== "hidden";
+
+/** The person is looking at this group: it is selected and the tab is visible. */
+const isViewing = (groupId) => !!groupId && groupId === state.selected && pageVisible();
+
+/**
+ * Tell the server what has been shown in a group, debounced. Never a lower seq than already
+ * sent; `again` allows resending the same one (after a reconnect it may have been lost).
+ */
+function scheduleRead(groupId, { again = false } = {}) {
+  if (state.readTimers.has(groupId)) {
+    if (again) state.readTimers.get(groupId).again = true;
+    return;
+  }
+  const entry = { again, timer: null };
+  entry.timer = setTimeout(() => {
+    state.readTimers.delete(groupId);
+    if (isViewing(groupId)) sendRead(groupId, entry.again);
+  }, READ_DEBOUNCE_MS);
+  state.readTimers.set(groupId, entry);
+}
+
+/** The person stops looking at a group (another group, tab hidden, page closing): send now. */
+function flushRead(groupId) {
+  const entry = groupId && state.readTimers.get(groupId);
+  if (!entry) return;
+  clearTimeout(entry.timer);
+  state.readTimers.delete(groupId);
+  sendRead(groupId, entry.again);
+}
+
+function sendRead(groupId, again) {
+  const seq = state.highSeq.get(groupId) ?? 0;
+  const sent = state.readSent.get(groupId) ?? 0;
+  if (seq <= 0 || seq < sent || (seq === sent && !again)) return;
+  if (sendFrame({ op: "read", group: groupId, seq })) state.readSent.set(groupId, seq);
+}
+
+function onVisibilityChange() {
+  if (!state.selected) return;
+  if (!pageVisible()) {
+    flushRead(state.selected);
+    return;
+  }
+  const group = state.groups.get(state.selected);
+  if (group && group.unread > 0) {
+    group.unread = 0;
+    renderSidebar();
+    renderTitle();
+  }
+  scheduleRead(state.selected);
+}
+
+// Members panel
+
+function closeMembersState() {
+  const m = state.members;
+  clearInterval(m.timer);
+  m.gen++;
+  Object.assign(m, { open: false, group: null, list: [], loaded: false, error: "", timer: null });
+}
+
+function toggleMembers() {
+  if (state.members.open) {
+    closeMembersState();
+    renderMembers();
+    return;
+  }
+  if (!state.selected) return;
+  state.members.open = true;
+  state.members.timer = setInterval(loadMembers, MEMBERS_REFRESH_MS);
+  loadMembers();
+}
+
+async function loadMembers() {
+  const m = state.members;
+  const groupId = state.selected;
+  if (!m.open) return;
+  if (!groupId) { closeMembersState(); renderMembers(); return; }
+  if (m.group !== groupId) Object.assign(m, { group: groupId, list: [], loaded: false, error: "" });
+  renderMembers();
+  const gen = ++m.gen;
+  try {
+    const data = await authed("GET", `/api/groups/${encodeURIComponent(groupId)}/members`);
+    if (gen !== m.gen) return;
+    m.list = Array.isArray(data?.members) ? data.members.filter((p) => p && typeof p.id === "string") : [];
+    m.error = "";
+  } catch (err) {
+    if (gen !== m.gen) return;
+    m.error = err.status === 401 ? "" : `Could not load members: ${err.message}`;
+  }
+  m.loaded = true;
+  renderMembers();
+}
+
+function renderMembers() {
+  const m = state.members;
+  $("#members-panel").hidden = !m.open;
+  const toggle = $("#members-toggle");
+  toggle.setAttribute("aria-expanded", String(m.open));
+  toggle.classList.toggle("active", m.open);
+  if (!m.open) return;
+  const list = [...m.list].sort((a, b) =>
+    (b.online === true) - (a.online === true)
+    || displayName(a).localeCompare(displayName(b), undefined, { sensitivity: "base" }));
+  const online = list.filter((p) => p.online === true).length;
+  $("#members-count").textContent = m.loaded && !m.error ? `${online} online · ${list.length} total` : "";
+  const status = $("#members-status");
+  if (m.error) status.textContent = m.error;
+  else if (!m.loaded) status.textContent = "Loading…";
+  else if (!list.length) status.textContent = "No members.";
+  else status.textContent = "";
+  $("#members-list").replaceChildren(...list.map(memberElement));
+}
+
+function memberElement(person) {
+  const on = person.online === true;
+  const name = displayName(person) || person.id;
+  const li = h("li", { className: "member", dataset: { userId: person.id } },
+    h("span", { className: "member-dot", attrs: { "aria-hidden": "true" } }),
+    h("span", { className: "member-name", text: name }),
+    h("span", { className: "member-username", text: person.username ? `@${person.username}` : "" }),
+    h("span", { className: "visually-hidden", text: on ? "online" : "offline" }));
+  li.classList.toggle("online", on);
+  li.classList.toggle("me", !!state.user && person.id === state.user.id);
+  li.title = on ? `${name} is online` : `${name} is offline`;
+  return li;
 }
 
 /** Strip leading blank lines and trailing whitespace; keep indentation of the first line. */
@@ -1067,6 +1561,10 @@ function bindEvents() {
   });
 
   $("#leave-group").addEventListener("click", leaveSelectedGroup);
+  $("#members-toggle").addEventListener("click", toggleMembers);
+  $("#messages-scroller").addEventListener("scroll", maybeLoadOlder, { passive: true });
+  document.addEventListener("visibilitychange", onVisibilityChange);
+  window.addEventListener("pagehide", () => { if (state.selected && pageVisible()) flushRead(state.selected); });
 
   const textarea = $("#composer-text");
   $("#composer").addEventListener("submit", (event) => {
@@ -1100,19 +1598,36 @@ function bindEvents() {
     if (button) joinGroup(button.dataset.groupId);
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && state.browse.open) closeBrowse();
+    if (event.key !== "Escape") return;
+    if (state.browse.open) closeBrowse();
+    else if (state.members.open) { toggleMembers(); $("#members-toggle").focus(); }
   });
 
-  // Back online while waiting to reconnect: try at once.
+  // Back online while waiting to reconnect: try at once. With a socket still open, check that
+  // it survived the network change (a dead one fails the ping and reconnects).
   window.addEventListener("online", () => {
-    if (state.token && !state.conn.ws) connect();
+    if (!state.token) return;
+    if (!state.conn.ws) connect();
+    else checkAlive();
   });
   window.addEventListener("offline", () => {
-    if (!state.conn.ws) { clearRetry(); setConnState("offline"); }
+    if (!state.conn.ws) { clearRetry(); setConnState("offline"); return; }
+    checkAlive(); // the socket may be dead without knowing it yet
   });
 }
 
 // ---------------------------------------------------------------- 8. boot
+
+// For tests and debugging from the console: lose the connection the way a network drop
+// does (the page sees it closed abnormally and reconnects, once the browser is online).
+window.chorusDebug = Object.freeze({
+  dropSocket() {
+    if (!state.conn.ws) return false;
+    dropSocket(4000, "dropped for debugging");
+    socketClosed(1006, "");
+    return true;
+  },
+});
 
 async function boot() {
   bindEvents();

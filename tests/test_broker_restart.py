@@ -44,12 +44,8 @@ def services(tmp_path):
 async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(services):
     started, base_url = services
     async with aiohttp.ClientSession() as http:
-        api = Api(http, base_url)
-        ws_url = base_url.replace("http", "ws") + "/ws"
-        alice, bob = await Person.register(api, ws_url, "alice"), await Person.register(api, ws_url, "bob")
-        group = await alice.create_group()
-        await bob.join(group)
-        alice_page, bob_page = await alice.open_page(), await bob.open_page()
+        api, group, alice_page, bob_page = await two_members_online(http, base_url)
+        bob = bob_page.person
         await alice_page.post_and_ack(group, "before")
         await assert_delivered_to([bob_page], group, "before")
 
@@ -71,6 +67,16 @@ async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(servi
         assert [m["text"] for m in history["messages"]] == ["after", "before"]
 
 
+async def two_members_online(http, base_url: str):
+    """Alice and Bob, both in a new group and both with a page open."""
+    api = Api(http, base_url)
+    ws_url = base_url.replace("http", "ws") + "/ws"
+    alice, bob = await Person.register(api, ws_url, "alice"), await Person.register(api, ws_url, "bob")
+    group = await alice.create_group()
+    await bob.join(group)
+    return api, group, await alice.open_page(), await bob.open_page()
+
+
 async def _ack_or_error(page, ref: str) -> dict:
     """The answer to ``ref``, whichever it is; other frames stay for later expects."""
     others = []
@@ -87,12 +93,8 @@ async def _ack_or_error(page, ref: str) -> dict:
 async def test_kill_9_while_posting_loses_no_acked_message_and_resume_fills_every_gap(services):
     started, base_url = services
     async with aiohttp.ClientSession() as http:
-        api = Api(http, base_url)
-        ws_url = base_url.replace("http", "ws") + "/ws"
-        alice, bob = await Person.register(api, ws_url, "alice"), await Person.register(api, ws_url, "bob")
-        group = await alice.create_group()
-        await bob.join(group)
-        alice_page, bob_page = await alice.open_page(), await bob.open_page()
+        api, group, alice_page, bob_page = await two_members_online(http, base_url)
+        bob = bob_page.person
         seen: set[int] = set()  # bob's page view: the seqs it holds
 
         async def watch():

@@ -10,7 +10,6 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,12 +17,12 @@ from datetime import datetime, timezone
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
 from chorus.auth.errors import StorageUnavailable, UsernameTaken
 from chorus.auth.validation import username_key
+from chorus.common.db import translate_database_errors
 from chorus.common.ids import new_id
 
 __all__ = ["AccountRecord", "AuthStore", "create_tables"]
@@ -65,18 +64,8 @@ def _record(row: AccountRow) -> AccountRecord:
     return AccountRecord(row.id, row.username, row.display_name, row.password_hash)
 
 
-def _database_errors(method):
-    """Turn "cannot reach / locked database" into StorageUnavailable; let bugs stay bugs."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except (OperationalError, PoolTimeoutError) as exc:
-            _log.warning("auth database unavailable: %s", exc)
-            raise StorageUnavailable("the auth database is unavailable; try again") from exc
-
-    return wrapper
+_database_errors = translate_database_errors(
+    StorageUnavailable, "the auth database is unavailable; try again", _log)
 
 
 class AuthStore:

@@ -25,16 +25,16 @@ Durability. An ack means the message survives a crash of any process:
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import BigInteger, Text, event, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, select
+
+from chorus.common.db import translate_database_errors
 
 from .errors import StoreUnavailable
 from .records import StoredMessage
@@ -92,20 +92,10 @@ def use_full_sync(engine: Engine) -> None:
     event.listen(engine, "connect", _full)
 
 
-def _database_errors(method):
-    """Turn "cannot reach / locked / refused" into StoreUnavailable; let bugs stay bugs."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except (OperationalError, PoolTimeoutError, IntegrityError) as exc:
-            # IntegrityError: a seq already taken, i.e. our counters are stale (another
-            # writer, or a commit reported failed that did land). Retryable after reload.
-            _log.warning("message store unavailable in %s: %s", method.__name__, exc)
-            raise StoreUnavailable("the message store is unavailable; try again") from exc
-
-    return wrapper
+# IntegrityError too: a seq already taken means our counters are stale (another
+# writer, or a commit reported failed that did land); retryable after a reload.
+_database_errors = translate_database_errors(
+    StoreUnavailable, "the message store is unavailable; try again", _log, also=(IntegrityError,))
 
 
 def _message(row) -> StoredMessage:

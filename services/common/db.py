@@ -9,13 +9,17 @@ usual way (postgresql://...) are routed to the psycopg 3 driver we ship.
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import create_engine
 
-__all__ = ["create_db_engine", "sqlite_url", "SQLITE_BUSY_TIMEOUT_MS"]
+__all__ = ["create_db_engine", "sqlite_url", "translate_database_errors", "SQLITE_BUSY_TIMEOUT_MS"]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -51,3 +55,25 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+# "Cannot reach / locked / timed out": the database's fault, retryable. Anything
+# else raised by SQLAlchemy is a bug of ours and must stay visible as one.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeoutError)
+
+
+def translate_database_errors(unavailable: type[Exception], message: str, log: logging.Logger, *,
+                              also: tuple[type[Exception], ...] = ()):
+    """A decorator for store methods: database outages (and ``also``) become ``unavailable(message)``."""
+    caught = UNAVAILABLE_ERRORS + also
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except caught as exc:
+                log.warning("%s in %s: %s", message, method.__name__, exc)
+                raise unavailable(message) from exc
+        return wrapper
+    return decorate

@@ -19,7 +19,6 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, case, delete, func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
+from chorus.common.db import translate_database_errors
 from chorus.common.ids import new_id
 from chorus.membership.errors import (
     GroupFull,
@@ -93,18 +92,8 @@ class GroupInfo:
     member_count: int
 
 
-def _database_errors(method):
-    """Turn "cannot reach / locked database" into StorageUnavailable; let bugs stay bugs."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except (OperationalError, PoolTimeoutError) as exc:
-            _log.warning("membership database unavailable: %s", exc)
-            raise StorageUnavailable("the membership database is unavailable; try again") from exc
-
-    return wrapper
+_database_errors = translate_database_errors(
+    StorageUnavailable, "the membership database is unavailable; try again", _log)
 
 
 def _now() -> datetime:

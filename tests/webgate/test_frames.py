@@ -2,12 +2,12 @@
 
 import orjson
 import pytest
-from websockets.frames import Frame
 
 from chorus.pb import broker_pb2
 from chorus.webgate.errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 from chorus.webgate.frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, group_states,
                                    message_payload, parse_client_frame, text_frame)
+from wsframes import read_frame
 
 LIMIT = 10
 
@@ -70,25 +70,15 @@ def test_message_frame_is_a_valid_unmasked_websocket_text_frame():
     delivery = broker_pb2.Delivery(group_id="g1", seq=3, ts_ms=123, text="héllo",
                                    sender=broker_pb2.Person(id="u1", username="al", display_name="Al"))
     frame_bytes = text_frame(message_payload(delivery))
-    reader = _read_frame(frame_bytes)
+    reader = read_frame(frame_bytes)
     assert orjson.loads(reader.data) == {
         "op": "message", "group": "g1", "seq": 3, "ts": 123,
         "from": {"id": "u1", "username": "al", "display_name": "Al"}, "text": "héllo",
     }
     big = text_frame(b'"' + b"x" * 70000 + b'"')  # 64-bit length form
-    assert len(_read_frame(big).data) == 70002
+    assert len(read_frame(big).data) == 70002
 
 
-def _read_frame(data: bytes) -> Frame:
-    from websockets.streams import StreamReader
-    reader = StreamReader()
-    reader.feed_data(data)
-    parser = Frame.parse(reader.read_exact, mask=False)
-    try:
-        next(parser)
-    except StopIteration as done:
-        return done.value
-    raise AssertionError("incomplete frame")
 
 
 def test_group_states_give_last_seq_and_unread_never_below_zero():

@@ -7,13 +7,12 @@ import asyncio
 
 import orjson
 import pytest
-from websockets.frames import Frame
-from websockets.streams import StreamReader
 
 from chorus.pb import broker_pb2
 from chorus.webgate.errors import Unavailable
 from chorus.webgate.hub import Hub
 from chorus.webgate.sessions import Session
+from wsframes import read_frame
 
 
 class FakeBroker:
@@ -48,13 +47,7 @@ class Transport:
         self.frames: list[dict] = []
 
     def write(self, data):
-        reader = StreamReader()
-        reader.feed_data(data)
-        parser = Frame.parse(reader.read_exact, mask=False)
-        try:
-            next(parser)
-        except StopIteration as done:
-            self.frames.append(orjson.loads(done.value.data))
+        self.frames.append(orjson.loads(read_frame(data).data))
 
     def get_write_buffer_size(self):
         return 0

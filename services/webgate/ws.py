@@ -147,12 +147,8 @@ async def _resume(frame: ResumeFrame, session: Session, deps) -> None:
         for group, since in frame.since.items():
             if group not in session.groups:
                 continue  # left meanwhile, or never a member: nothing to replay
-            if since:
-                messages, more = await deps.hub.broker.history(group, after_seq=since, limit=bound)
-            else:  # after_seq 0 means "unset" to the broker: take the latest page, oldest first
-                messages, more = await deps.hub.broker.history(group, limit=bound)
-                messages.reverse()
-            if more:
+            messages = await _missed(deps.hub.broker, group, since, bound)
+            if messages is None:
                 session.push(text_frame(encode({"op": "reset", "group": group})))
                 continue
             for delivery in messages:
@@ -161,6 +157,28 @@ async def _resume(frame: ResumeFrame, session: Session, deps) -> None:
     finally:
         deps.hub.release_live(session, replayed_upto)
     session.push(text_frame(b'{"op":"resumed"}'))
+
+
+async def _missed(broker, group: str, since: int, bound: int) -> list | None:
+    """The group's messages after ``since``, oldest first; None when more than ``bound``.
+
+    The broker caps each page (max_history_page), so this pages forward until
+    done or past the bound. ``after_seq`` 0 means "unset" to the broker, so
+    from 0 we ask for the latest page instead: if even that is not everything,
+    the page must reload from history anyway.
+    """
+    if not since:
+        messages, more = await broker.history(group, limit=bound)
+        return None if more else messages[::-1]
+    missed: list = []
+    after = since
+    while len(missed) <= bound:
+        page, more = await broker.history(group, after_seq=after, limit=bound + 1 - len(missed))
+        missed += page
+        if not more or not page:
+            return missed if len(missed) <= bound else None
+        after = page[-1].seq
+    return None
 
 
 async def _read(frame: ReadFrame, session: Session, deps) -> None:

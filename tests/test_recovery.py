@@ -38,6 +38,8 @@ async def test_history_pages_newest_first_for_members_only(people, api):
     assert [m["text"] for m in older["messages"]] == ["m4", "m3", "m2"] and older["more"] is True
     newer = await api.ok("GET", path + f"?after={seqs[4]}", token=bob.token)
     assert [m["text"] for m in newer["messages"]] == ["m6", "m7"] and newer["more"] is False
+    from_start = await api.ok("GET", path + "?after=0&limit=4", token=bob.token)
+    assert [m["text"] for m in from_start["messages"]] == ["m1", "m2", "m3", "m4"] and from_start["more"]
 
     for query, status in [("", 403), ("?limit=0", 400), ("?limit=101", 400), ("?before=x", 400),
                           ("?before=1&after=1", 400), ("?after=-1", 400)]:

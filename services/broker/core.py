@@ -221,11 +221,12 @@ class BrokerCore:
 
     def _history(self, identity: bytes, request_id: int, history) -> list[Output]:
         _check_id(history.group_id, "group_id")
-        if history.before_seq and history.after_seq:
+        after_seq = history.after_seq if history.HasField("after_seq") else None
+        if history.before_seq and after_seq is not None:
             raise BadRequest("give before_seq or after_seq, not both")
         limit = min(history.limit or DEFAULT_HISTORY_PAGE, self._max_history_page)
         stored, more = self._store.page(history.group_id, before_seq=history.before_seq,
-                                        after_seq=history.after_seq, limit=limit)
+                                        after_seq=after_seq, limit=limit)
         messages = broker_pb2.Messages(messages=[delivery_of(m) for m in stored], more=more)
         return [reply(identity, request_id, messages=messages)]
 

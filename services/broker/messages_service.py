@@ -171,11 +171,14 @@ class MessagesServicer(pb_grpc.MessagesServicer):
     @_reports_errors
     def ListMessages(self, request: pb.ListMessagesRequest, context) -> pb.ListMessagesResponse:
         deadline = self._deadline(context)
-        if request.before_seq and request.after_seq:
+        forward = request.HasField("after_seq")
+        if request.before_seq and forward:
             raise InvalidArgument("give before_seq or after_seq, not both")
         self._groups.check_exists(request.group_id, deadline - self._monotonic())
         history = broker_pb2.History(group_id=request.group_id, before_seq=request.before_seq,
-                                     after_seq=request.after_seq, limit=request.limit)
+                                     limit=request.limit)
+        if forward:
+            history.after_seq = request.after_seq
         page = self._ask(deadline, "messages", history=history)
         return pb.ListMessagesResponse(messages=[_message(d) for d in page.messages], more=page.more)
 

@@ -33,9 +33,10 @@ class Store(Protocol):
     def append_batch(self, messages: Sequence[StoredMessage]) -> None:
         """Store all of ``messages`` in one transaction, or none of them."""
 
-    def page(self, group_id: str, *, before_seq: int = 0, after_seq: int = 0,
+    def page(self, group_id: str, *, before_seq: int = 0, after_seq: int | None = None,
              limit: int) -> tuple[list[StoredMessage], bool]:
-        """Newest first below before_seq (latest when 0), or oldest first above after_seq; and more?"""
+        """Oldest first above after_seq when given, else newest first below before_seq
+        (latest when 0); and whether more exist."""
 
     def mark_read(self, account_id: str, group_id: str, seq: int) -> None:
         """Raise the account's read marker in the group to ``seq``; never lowers it."""

@@ -137,19 +137,19 @@ class MessageStore:
             conn.execute(insert(_MESSAGES), rows)
 
     @_database_errors
-    def page(self, group_id: str, *, before_seq: int = 0, after_seq: int = 0,
+    def page(self, group_id: str, *, before_seq: int = 0, after_seq: int | None = None,
              limit: int) -> tuple[list[StoredMessage], bool]:
         """Up to ``limit`` messages and whether more exist beyond them.
 
-        ``after_seq`` > 0: seqs above it, oldest first (resume). Otherwise seqs below
+        ``after_seq`` given (0 included): seqs above it, oldest first (resume). Otherwise seqs below
         ``before_seq`` (or the latest when it is 0), newest first.
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        if before_seq and after_seq:
+        if before_seq and after_seq is not None:
             raise ValueError("give before_seq or after_seq, not both")
         query = select(_MESSAGES).where(_MESSAGES.c.group_id == group_id)
-        if after_seq:
+        if after_seq is not None:
             query = query.where(_MESSAGES.c.seq > after_seq).order_by(_MESSAGES.c.seq)
         else:
             if before_seq:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63horus/pb/broker.proto\x12\x10\x63horus.broker.v1\"\xce\x04\n\x0eGatewayRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12(\n\x05hello\x18\x02 \x01(\x0b\x32\x17.chorus.broker.v1.HelloH\x00\x12\x35\n\x0copen_session\x18\x03 \x01(\x0b\x32\x1d.chorus.broker.v1.OpenSessionH\x00\x12\x37\n\rclose_session\x18\x04 \x01(\x0b\x32\x1e.chorus.broker.v1.CloseSessionH\x00\x12&\n\x04post\x18\x05 \x01(\x0b\x32\x16.chorus.broker.v1.PostH\x00\x12?\n\x11membership_change\x18\x06 \x01(\x0b\x32\".chorus.broker.v1.MembershipChangeH\x00\x12&\n\x04sync\x18\x07 \x01(\x0b\x32\x16.chorus.broker.v1.SyncH\x00\x12,\n\x07history\x18\x08 \x01(\x0b\x32\x19.chorus.broker.v1.HistoryH\x00\x12\x35\n\x0cgroup_states\x18\t \x01(\x0b\x32\x1d.chorus.broker.v1.GroupStatesH\x00\x12/\n\tmark_read\x18\n \x01(\x0b\x32\x1a.chorus.broker.v1.MarkReadH\x00\x12*\n\x06online\x18\x0b \x01(\x0b\x32\x18.chorus.broker.v1.OnlineH\x00\x12\x33\n\x0bsystem_post\x18\x0c \x01(\x0b\x32\x1c.chorus.broker.v1.SystemPostH\x00\x42\x06\n\x04kind\"\x1b\n\x05Hello\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"<\n\x06Person\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"_\n\x0bOpenSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12)\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x11\n\tgroup_ids\x18\x03 \x03(\t\"\"\n\x0c\x43loseSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\":\n\x04Post\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"a\n\x10MembershipChange\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\"$\n\x08GroupRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x15\n\x04Sync\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"Q\n\x07History\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x11\n\tafter_seq\x18\x03 \x01(\x04\x12\r\n\x05limit\x18\x04 \x01(\r\"4\n\x0bGroupStates\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tgroup_ids\x18\x02 \x03(\t\"=\n\x08MarkRead\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\x1a\n\x06Online\x12\x10\n\x08group_id\x18\x01 \x01(\t\"A\n\nSystemPost\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xf0\x02\n\x0b\x42rokerReply\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12,\n\x07welcome\x18\x02 \x01(\x0b\x32\x19.chorus.broker.v1.WelcomeH\x00\x12&\n\x04\x64one\x18\x03 \x01(\x0b\x32\x16.chorus.broker.v1.DoneH\x00\x12*\n\x06posted\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.PostedH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.chorus.broker.v1.FailureH\x00\x12.\n\x08messages\x18\x06 \x01(\x0b\x32\x1a.chorus.broker.v1.MessagesH\x00\x12*\n\x06states\x18\x07 \x01(\x0b\x32\x18.chorus.broker.v1.StatesH\x00\x12\x39\n\x0eonline_members\x18\x08 \x01(\x0b\x32\x1f.chorus.broker.v1.OnlineMembersH\x00\x42\x06\n\x04kind\"F\n\x08Messages\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.chorus.broker.v1.Delivery\x12\x0c\n\x04more\x18\x02 \x01(\x08\"B\n\nGroupState\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x10\n\x08read_seq\x18\x03 \x01(\x04\"6\n\x06States\x12,\n\x06groups\x18\x01 \x03(\x0b\x32\x1c.chorus.broker.v1.GroupState\"$\n\rOnlineMembers\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"+\n\x07Welcome\x12\x11\n\tbroker_id\x18\x01 \x01(\t\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"\x06\n\x04\x44one\"6\n\x06Posted\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\"\xc2\x01\n\x07\x46\x61ilure\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.chorus.broker.v1.Failure.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"x\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x01\x12\x0e\n\nNOT_MEMBER\x10\x02\x12\x13\n\x0fUNKNOWN_SESSION\x10\x03\x12\x13\n\x0fUNKNOWN_GATEWAY\x10\x04\x12\x0f\n\x0bUNAVAILABLE\x10\x05\"p\n\x08\x44\x65livery\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12(\n\x06sender\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x0c\n\x04text\x18\x05 \x01(\t\"`\n\x0fMembershipEvent\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63horus/pb/broker.proto\x12\x10\x63horus.broker.v1\"\xce\x04\n\x0eGatewayRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12(\n\x05hello\x18\x02 \x01(\x0b\x32\x17.chorus.broker.v1.HelloH\x00\x12\x35\n\x0copen_session\x18\x03 \x01(\x0b\x32\x1d.chorus.broker.v1.OpenSessionH\x00\x12\x37\n\rclose_session\x18\x04 \x01(\x0b\x32\x1e.chorus.broker.v1.CloseSessionH\x00\x12&\n\x04post\x18\x05 \x01(\x0b\x32\x16.chorus.broker.v1.PostH\x00\x12?\n\x11membership_change\x18\x06 \x01(\x0b\x32\".chorus.broker.v1.MembershipChangeH\x00\x12&\n\x04sync\x18\x07 \x01(\x0b\x32\x16.chorus.broker.v1.SyncH\x00\x12,\n\x07history\x18\x08 \x01(\x0b\x32\x19.chorus.broker.v1.HistoryH\x00\x12\x35\n\x0cgroup_states\x18\t \x01(\x0b\x32\x1d.chorus.broker.v1.GroupStatesH\x00\x12/\n\tmark_read\x18\n \x01(\x0b\x32\x1a.chorus.broker.v1.MarkReadH\x00\x12*\n\x06online\x18\x0b \x01(\x0b\x32\x18.chorus.broker.v1.OnlineH\x00\x12\x33\n\x0bsystem_post\x18\x0c \x01(\x0b\x32\x1c.chorus.broker.v1.SystemPostH\x00\x42\x06\n\x04kind\"\x1b\n\x05Hello\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"<\n\x06Person\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"_\n\x0bOpenSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12)\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x11\n\tgroup_ids\x18\x03 \x03(\t\"\"\n\x0c\x43loseSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\":\n\x04Post\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"a\n\x10MembershipChange\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\"$\n\x08GroupRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x15\n\x04Sync\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"d\n\x07History\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x16\n\tafter_seq\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\rB\x0c\n\n_after_seq\"4\n\x0bGroupStates\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tgroup_ids\x18\x02 \x03(\t\"=\n\x08MarkRead\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\x1a\n\x06Online\x12\x10\n\x08group_id\x18\x01 \x01(\t\"A\n\nSystemPost\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xf0\x02\n\x0b\x42rokerReply\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12,\n\x07welcome\x18\x02 \x01(\x0b\x32\x19.chorus.broker.v1.WelcomeH\x00\x12&\n\x04\x64one\x18\x03 \x01(\x0b\x32\x16.chorus.broker.v1.DoneH\x00\x12*\n\x06posted\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.PostedH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.chorus.broker.v1.FailureH\x00\x12.\n\x08messages\x18\x06 \x01(\x0b\x32\x1a.chorus.broker.v1.MessagesH\x00\x12*\n\x06states\x18\x07 \x01(\x0b\x32\x18.chorus.broker.v1.StatesH\x00\x12\x39\n\x0eonline_members\x18\x08 \x01(\x0b\x32\x1f.chorus.broker.v1.OnlineMembersH\x00\x42\x06\n\x04kind\"F\n\x08Messages\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.chorus.broker.v1.Delivery\x12\x0c\n\x04more\x18\x02 \x01(\x08\"B\n\nGroupState\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x10\n\x08read_seq\x18\x03 \x01(\x04\"6\n\x06States\x12,\n\x06groups\x18\x01 \x03(\x0b\x32\x1c.chorus.broker.v1.GroupState\"$\n\rOnlineMembers\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"+\n\x07Welcome\x12\x11\n\tbroker_id\x18\x01 \x01(\t\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"\x06\n\x04\x44one\"6\n\x06Posted\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\"\xc2\x01\n\x07\x46\x61ilure\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.chorus.broker.v1.Failure.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"x\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x01\x12\x0e\n\nNOT_MEMBER\x10\x02\x12\x13\n\x0fUNKNOWN_SESSION\x10\x03\x12\x13\n\x0fUNKNOWN_GATEWAY\x10\x04\x12\x0f\n\x0bUNAVAILABLE\x10\x05\"p\n\x08\x44\x65livery\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12(\n\x06sender\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x0c\n\x04text\x18\x05 \x01(\t\"`\n\x0fMembershipEvent\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,37 +50,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNC']._serialized_start=1058
   _globals['_SYNC']._serialized_end=1079
   _globals['_HISTORY']._serialized_start=1081
-  _globals['_HISTORY']._serialized_end=1162
-  _globals['_GROUPSTATES']._serialized_start=1164
-  _globals['_GROUPSTATES']._serialized_end=1216
-  _globals['_MARKREAD']._serialized_start=1218
-  _globals['_MARKREAD']._serialized_end=1279
-  _globals['_ONLINE']._serialized_start=1281
-  _globals['_ONLINE']._serialized_end=1307
-  _globals['_SYSTEMPOST']._serialized_start=1309
-  _globals['_SYSTEMPOST']._serialized_end=1374
-  _globals['_BROKERREPLY']._serialized_start=1377
-  _globals['_BROKERREPLY']._serialized_end=1745
-  _globals['_MESSAGES']._serialized_start=1747
-  _globals['_MESSAGES']._serialized_end=1817
-  _globals['_GROUPSTATE']._serialized_start=1819
-  _globals['_GROUPSTATE']._serialized_end=1885
-  _globals['_STATES']._serialized_start=1887
-  _globals['_STATES']._serialized_end=1941
-  _globals['_ONLINEMEMBERS']._serialized_start=1943
-  _globals['_ONLINEMEMBERS']._serialized_end=1979
-  _globals['_WELCOME']._serialized_start=1981
-  _globals['_WELCOME']._serialized_end=2024
-  _globals['_DONE']._serialized_start=2026
-  _globals['_DONE']._serialized_end=2032
-  _globals['_POSTED']._serialized_start=2034
-  _globals['_POSTED']._serialized_end=2088
-  _globals['_FAILURE']._serialized_start=2091
-  _globals['_FAILURE']._serialized_end=2285
-  _globals['_FAILURE_CODE']._serialized_start=2165
-  _globals['_FAILURE_CODE']._serialized_end=2285
-  _globals['_DELIVERY']._serialized_start=2287
-  _globals['_DELIVERY']._serialized_end=2399
-  _globals['_MEMBERSHIPEVENT']._serialized_start=2401
-  _globals['_MEMBERSHIPEVENT']._serialized_end=2497
+  _globals['_HISTORY']._serialized_end=1181
+  _globals['_GROUPSTATES']._serialized_start=1183
+  _globals['_GROUPSTATES']._serialized_end=1235
+  _globals['_MARKREAD']._serialized_start=1237
+  _globals['_MARKREAD']._serialized_end=1298
+  _globals['_ONLINE']._serialized_start=1300
+  _globals['_ONLINE']._serialized_end=1326
+  _globals['_SYSTEMPOST']._serialized_start=1328
+  _globals['_SYSTEMPOST']._serialized_end=1393
+  _globals['_BROKERREPLY']._serialized_start=1396
+  _globals['_BROKERREPLY']._serialized_end=1764
+  _globals['_MESSAGES']._serialized_start=1766
+  _globals['_MESSAGES']._serialized_end=1836
+  _globals['_GROUPSTATE']._serialized_start=1838
+  _globals['_GROUPSTATE']._serialized_end=1904
+  _globals['_STATES']._serialized_start=1906
+  _globals['_STATES']._serialized_end=1960
+  _globals['_ONLINEMEMBERS']._serialized_start=1962
+  _globals['_ONLINEMEMBERS']._serialized_end=1998
+  _globals['_WELCOME']._serialized_start=2000
+  _globals['_WELCOME']._serialized_end=2043
+  _globals['_DONE']._serialized_start=2045
+  _globals['_DONE']._serialized_end=2051
+  _globals['_POSTED']._serialized_start=2053
+  _globals['_POSTED']._serialized_end=2107
+  _globals['_FAILURE']._serialized_start=2110
+  _globals['_FAILURE']._serialized_end=2304
+  _globals['_FAILURE_CODE']._serialized_start=2184
+  _globals['_FAILURE_CODE']._serialized_end=2304
+  _globals['_DELIVERY']._serialized_start=2306
+  _globals['_DELIVERY']._serialized_end=2418
+  _globals['_MEMBERSHIPEVENT']._serialized_start=2420
+  _globals['_MEMBERSHIPEVENT']._serialized_end=2516
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63horus/pb/messages.proto\x12\x12\x63horus.messages.v1\"I\n\x12PostMessageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"C\n\x13PostMessageResponse\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\"]\n\x13ListMessagesRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x11\n\tafter_seq\x18\x03 \x01(\x04\x12\r\n\x05limit\x18\x04 \x01(\r\"\x8e\x01\n\x07Message\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x17\n\x0fsender_username\x18\x05 \x01(\t\x12\x1b\n\x13sender_display_name\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"S\n\x14ListMessagesResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.chorus.messages.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32\xcd\x01\n\x08Messages\x12^\n\x0bPostMessage\x12&.chorus.messages.v1.PostMessageRequest\x1a\'.chorus.messages.v1.PostMessageResponse\x12\x61\n\x0cListMessages\x12\'.chorus.messages.v1.ListMessagesRequest\x1a(.chorus.messages.v1.ListMessagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63horus/pb/messages.proto\x12\x12\x63horus.messages.v1\"I\n\x12PostMessageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"C\n\x13PostMessageResponse\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\"p\n\x13ListMessagesRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x16\n\tafter_seq\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\rB\x0c\n\n_after_seq\"\x8e\x01\n\x07Message\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x17\n\x0fsender_username\x18\x05 \x01(\t\x12\x1b\n\x13sender_display_name\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"S\n\x14ListMessagesResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.chorus.messages.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32\xcd\x01\n\x08Messages\x12^\n\x0bPostMessage\x12&.chorus.messages.v1.PostMessageRequest\x1a\'.chorus.messages.v1.PostMessageResponse\x12\x61\n\x0cListMessages\x12\'.chorus.messages.v1.ListMessagesRequest\x1a(.chorus.messages.v1.ListMessagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,11 +36,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTMESSAGERESPONSE']._serialized_start=123
   _globals['_POSTMESSAGERESPONSE']._serialized_end=190
   _globals['_LISTMESSAGESREQUEST']._serialized_start=192
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=285
-  _globals['_MESSAGE']._serialized_start=288
-  _globals['_MESSAGE']._serialized_end=430
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=432
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=515
-  _globals['_MESSAGES']._serialized_start=518
-  _globals['_MESSAGES']._serialized_end=723
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=304
+  _globals['_MESSAGE']._serialized_start=307
+  _globals['_MESSAGE']._serialized_end=449
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=451
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=534
+  _globals['_MESSAGES']._serialized_start=537
+  _globals['_MESSAGES']._serialized_end=742
 # @@protoc_insertion_point(module_scope)

@@ -124,10 +124,14 @@ class BrokerClient:
             session_id=session_id, group_id=group_id, text=text))
         return reply.posted
 
-    async def history(self, group_id: str, *, before_seq: int = 0, after_seq: int = 0,
+    async def history(self, group_id: str, *, before_seq: int = 0, after_seq: int | None = None,
                       limit: int) -> tuple[list[broker_pb2.Delivery], bool]:
-        reply = await self._request(history=broker_pb2.History(
-            group_id=group_id, before_seq=before_seq, after_seq=after_seq, limit=limit))
+        """Oldest first above ``after_seq`` when given (0 too), else newest first below
+        ``before_seq`` (0: the latest); and whether more exist."""
+        history = broker_pb2.History(group_id=group_id, before_seq=before_seq, limit=limit)
+        if after_seq is not None:
+            history.after_seq = after_seq
+        reply = await self._request(history=history)
         return list(reply.messages.messages), reply.messages.more
 
     async def group_states(self, account_id: str, group_ids) -> dict[str, tuple[int, int]]:

@@ -139,7 +139,7 @@ async def history(request: web.Request) -> web.Response:
     if "before" in query and "after" in query:
         raise InvalidArgument("give 'before' or 'after', not both")
     before = _query_int(query, "before", default=0, low=1)
-    after = _query_int(query, "after", default=0, low=0)
+    after = _query_int(query, "after", default=None, low=0)
     limit = _query_int(query, "limit", default=DEFAULT_HISTORY_PAGE, low=1, high=MAX_HISTORY_PAGE)
     await _require_member(deps, group_id, user["id"])
     messages, more = await deps.hub.broker.history(group_id, before_seq=before, after_seq=after, limit=limit)
@@ -165,7 +165,7 @@ async def _require_member(deps, group_id: str, account_id: str) -> list[str]:
     return ids
 
 
-def _query_int(query, name: str, *, default: int, low: int, high: int = MAX_SEQ) -> int:
+def _query_int(query, name: str, *, default: int | None, low: int, high: int = MAX_SEQ) -> int | None:
     if name not in query:
         return default
     text = query[name]

@@ -163,13 +163,8 @@ async def _missed(broker, group: str, since: int, bound: int) -> list | None:
     """The group's messages after ``since``, oldest first; None when more than ``bound``.
 
     The broker caps each page (max_history_page), so this pages forward until
-    done or past the bound. ``after_seq`` 0 means "unset" to the broker, so
-    from 0 we ask for the latest page instead: if even that is not everything,
-    the page must reload from history anyway.
+    done or past the bound.
     """
-    if not since:
-        messages, more = await broker.history(group, limit=bound)
-        return None if more else messages[::-1]
     missed: list = []
     after = since
     while len(missed) <= bound:

@@ -39,10 +39,10 @@ class FakeStore:
         self.batches.append(list(messages))
         self.messages.update(zip(keys, messages))
 
-    def page(self, group_id, *, before_seq=0, after_seq=0, limit):
+    def page(self, group_id, *, before_seq=0, after_seq=None, limit):
         self._check()
         seqs = sorted(s for (g, s) in self.messages if g == group_id)
-        if after_seq:
+        if after_seq is not None:
             chosen = [s for s in seqs if s > after_seq]
         else:
             chosen = [s for s in reversed(seqs) if not before_seq or s < before_seq]

@@ -271,10 +271,12 @@ def test_bad_system_posts_are_refused(core, fake_store, name, text, why):
 
 # history, states, read markers, online -----------------------------------------------
 
-def history(core, group, before=0, after=0, limit=0):
-    out = request(core, request_id=4, history=broker_pb2.History(
-        group_id=group, before_seq=before, after_seq=after, limit=limit))
-    return reply_of(out)
+def history(core, group, before=0, after=None, limit=0):
+    """after=None leaves after_seq unset (page backwards); any number, 0 too, pages forward."""
+    envelope = broker_pb2.History(group_id=group, before_seq=before, limit=limit)
+    if after is not None:
+        envelope.after_seq = after
+    return reply_of(request(core, request_id=4, history=envelope))
 
 
 def test_history_pages_back_and_forward_with_more(fake_store):
@@ -289,6 +291,8 @@ def test_history_pages_back_and_forward_with_more(fake_store):
     assert [m.seq for m in capped.messages] == [10, 9, 8, 7] and capped.more, "capped, says more"
     resumed = history(core, "g1", after=7).messages
     assert [m.seq for m in resumed.messages] == [8, 9, 10] and not resumed.more
+    from_start = history(core, "g1", after=0, limit=2).messages
+    assert [m.seq for m in from_start.messages] == [1, 2] and from_start.more, "after 0 is the beginning"
     assert resumed.messages[0].sender.username == "Bot"
     both = history(core, "g1", before=5, after=2)
     assert both.failure.code == broker_pb2.Failure.BAD_REQUEST

@@ -57,6 +57,7 @@ def test_pages_backwards_and_forwards_say_whether_there_is_more(store):
     assert seqs(before_seq=5, limit=3) == ([4, 3, 2], True)
     assert seqs(before_seq=3, limit=3) == ([2, 1], False)
     assert seqs(before_seq=1, limit=3) == ([], False)
+    assert seqs(after_seq=0, limit=3) == ([1, 2, 3], True), "after 0: from the first message"
     assert seqs(after_seq=2, limit=3) == ([3, 4, 5], True), "forwards, oldest first"
     assert seqs(after_seq=4, limit=3) == ([5, 6, 7], False)
     assert seqs(after_seq=7, limit=3) == ([], False)

@@ -51,8 +51,7 @@ class Gateway:
         assert reply.WhichOneof("kind") == "done"
 
     def history(self, group_id: str) -> list[broker_pb2.Delivery]:
-        """Every stored message of the group, oldest first: the latest page, then backwards
-        (after_seq=0 means "unset", so forwards paging cannot start before seq 1)."""
+        """Every stored message of the group, oldest first: the latest page, then backwards."""
         newest_first: list[broker_pb2.Delivery] = []
         for _ in range(1000):
             before = newest_first[-1].seq if newest_first else 0

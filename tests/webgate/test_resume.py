@@ -13,10 +13,10 @@ class PagedBroker:
         self.seqs = list(range(1, count + 1))
         self.calls = 0
 
-    async def history(self, group, *, before_seq=0, after_seq=0, limit):
+    async def history(self, group, *, before_seq=0, after_seq=None, limit):
         self.calls += 1
         limit = min(limit, PAGE_CAP)
-        if after_seq:
+        if after_seq is not None:
             page = [s for s in self.seqs if s > after_seq][:limit]
             more = len([s for s in self.seqs if s > after_seq]) > limit
         else:
@@ -41,4 +41,5 @@ async def test_more_than_the_bound_is_a_reset_and_within_it_is_everything():
 
 async def test_from_zero_is_the_whole_group_oldest_first_or_a_reset():
     assert [m.seq for m in await _missed(PagedBroker(7), "g", since=0, bound=200)] == list(range(1, 8))
-    assert await _missed(PagedBroker(150), "g", since=0, bound=200) is None
+    assert [m.seq for m in await _missed(PagedBroker(150), "g", since=0, bound=200)] == list(range(1, 151))
+    assert await _missed(PagedBroker(201), "g", since=0, bound=200) is None

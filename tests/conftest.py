@@ -15,6 +15,7 @@ tests isolate themselves by registering their own people and groups.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import pytest
 from sqlalchemy.engine import Engine, make_url
 
 from chat import Api, Person
+from processes import Service, service_env
 from chorus.common.db import create_db_engine, sqlite_url
 
 STACK_START_TIMEOUT_SECS = 60
@@ -104,6 +106,33 @@ def people(api, stack):
     async def make(*names):
         return [await Person.register(api, stack.ws_url, name) for name in names]
     return make
+
+
+@pytest.fixture
+def services(tmp_path):
+    """The four services started one by one (as compose runs them), each killable alone;
+    yields ({name: Service}, webgate base URL) and checks each stops cleanly."""
+    ports = {name: free_port() for name in ("http", "auth", "membership", "router", "pub", "grpc")}
+    env = service_env(secrets.token_urlsafe(32))
+    data = ["--data-dir", str(tmp_path / "data")]
+    router, pub = f"tcp://127.0.0.1:{ports['router']}", f"tcp://127.0.0.1:{ports['pub']}"
+    started = {
+        "auth": Service("auth", ["--listen", f"127.0.0.1:{ports['auth']}", *data], env, tmp_path),
+        "membership": Service("membership", ["--listen", f"127.0.0.1:{ports['membership']}", *data,
+                                             "--broker-router", router], env, tmp_path),
+        "broker": Service("broker", ["--router", router, "--pub", pub, *data,
+                                     "--grpc-listen", f"127.0.0.1:{ports['grpc']}",
+                                     "--membership", f"127.0.0.1:{ports['membership']}"], env, tmp_path),
+        "webgate": Service("webgate", [
+            "--listen", f"127.0.0.1:{ports['http']}", "--auth", f"127.0.0.1:{ports['auth']}",
+            "--membership", f"127.0.0.1:{ports['membership']}",
+            "--broker-router", router, "--broker-pub", pub], env, tmp_path),
+    }
+    for service in started.values():
+        service.start()
+    yield started, f"http://127.0.0.1:{ports['http']}"
+    for service in reversed(list(started.values())):
+        assert service.stop() == 0, f"{service.name} did not stop cleanly"
 
 
 def _wait_for_line(process: subprocess.Popen, text: str, timeout_secs: float) -> str | None:

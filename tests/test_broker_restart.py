@@ -4,41 +4,12 @@ again by themselves and the open pages go on sending and receiving."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import aiohttp
-import pytest
 
 from chat import Api, Person, assert_delivered_to
-from conftest import free_port
-from processes import Service, service_env
 
 RECOVERY_SECS = 15  # heartbeat 1 s + reconnect; generous for a loaded CI machine
-
-
-@pytest.fixture
-def services(tmp_path):
-    ports = {name: free_port() for name in ("http", "auth", "membership", "router", "pub", "grpc")}
-    env = service_env(secrets.token_urlsafe(32))
-    data = ["--data-dir", str(tmp_path / "data")]
-    router, pub = f"tcp://127.0.0.1:{ports['router']}", f"tcp://127.0.0.1:{ports['pub']}"
-    started = {
-        "auth": Service("auth", ["--listen", f"127.0.0.1:{ports['auth']}", *data], env, tmp_path),
-        "membership": Service("membership", ["--listen", f"127.0.0.1:{ports['membership']}", *data,
-                                             "--broker-router", router], env, tmp_path),
-        "broker": Service("broker", ["--router", router, "--pub", pub, *data,
-                                     "--grpc-listen", f"127.0.0.1:{ports['grpc']}",
-                                     "--membership", f"127.0.0.1:{ports['membership']}"], env, tmp_path),
-        "webgate": Service("webgate", [
-            "--listen", f"127.0.0.1:{ports['http']}", "--auth", f"127.0.0.1:{ports['auth']}",
-            "--membership", f"127.0.0.1:{ports['membership']}",
-            "--broker-router", router, "--broker-pub", pub], env, tmp_path),
-    }
-    for service in started.values():
-        service.start()
-    yield started, f"http://127.0.0.1:{ports['http']}"
-    for service in reversed(list(started.values())):
-        assert service.stop() == 0, f"{service.name} did not stop cleanly"
 
 
 async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(services):

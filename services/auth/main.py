@@ -40,8 +40,8 @@ def run(settings: Settings) -> int:
         except OSError as exc:
             return _fail(str(exc), code=2)
         host, _ = parse_host_port(settings.listen, name="listen")
-        print(f"auth listening on {host}:{port}", file=sys.stderr, flush=True)
-        serve_until_signalled(server, grace_secs=settings.grace_secs)
+        serve_until_signalled(server, grace_secs=settings.grace_secs, announce=lambda: print(
+            f"auth listening on {host}:{port}", file=sys.stderr, flush=True))
         return 0
     except OperationalError as exc:
         safe_url = make_url(settings.database_url).render_as_string(hide_password=True)

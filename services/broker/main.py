@@ -85,8 +85,9 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         grpc_server.start()
         host, _ = parse_host_port(settings.grpc_listen, name="grpc-listen")
         grpc_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        should_stop = _stop_after_grpc(grpc_server, settings.grace_secs)  # handlers before announcing
         print(f"broker listening: router {router} pub {pub} grpc {grpc_address}", file=sys.stderr, flush=True)
-        server.run(_stop_after_grpc(grpc_server, settings.grace_secs))
+        server.run(should_stop)
         return 0
     finally:
         if client is not None:

@@ -51,12 +51,15 @@ def create_grpc_server(
     return server, port
 
 
-def serve_until_signalled(server: grpc.Server, *, grace_secs: float) -> None:
-    """Start ``server`` and block until SIGINT/SIGTERM, then stop it gracefully."""
+def serve_until_signalled(server: grpc.Server, *, grace_secs: float, announce=lambda: None) -> None:
+    """Start ``server``, call ``announce()`` (print "listening"), block until SIGINT/SIGTERM,
+    then stop gracefully. Handlers go in first: whoever reads the announcement may signal
+    us at once, and an early SIGTERM must still mean a clean stop."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
+    announce()
     # Wake up regularly: a signal delivered to one of gRPC's threads only runs our
     # handler when the main thread next executes Python code.
     while not stop.wait(0.5):

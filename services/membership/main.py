@@ -55,8 +55,8 @@ def run(settings: Settings) -> int:
             return _fail(str(exc), code=2)
         host, _ = parse_host_port(settings.listen, name="listen")
         # The socket is bound and listening from here on; connections queue until start.
-        print(f"membership listening on {_join_host_port(host, port)}", file=sys.stderr, flush=True)
-        serve_until_signalled(server, grace_secs=settings.grace_secs)
+        serve_until_signalled(server, grace_secs=settings.grace_secs, announce=lambda: print(
+            f"membership listening on {_join_host_port(host, port)}", file=sys.stderr, flush=True))
         return 0
     except OperationalError as exc:
         return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)

@@ -25,6 +25,11 @@ def run(settings: Settings) -> int:
 
 
 async def serve(settings: Settings) -> int:
+    # Handlers first: a SIGTERM arriving right after "listening" must still stop us cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(settings), access_log=None,
                            shutdown_timeout=settings.shutdown_grace_secs)
     await runner.setup()
@@ -37,10 +42,6 @@ async def serve(settings: Settings) -> int:
         return 2
     host, port = runner.addresses[0][:2]
     print(f"webgate listening on http://{host}:{port}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
     return 0

@@ -247,7 +247,9 @@ class BrokerCore:
         _check_id(mark.group_id, "group_id")
         last = self._posts.last_seqs([mark.group_id])[mark.group_id]
         self._store.mark_read(mark.account_id, mark.group_id, min(mark.seq, last))
-        return [reply(identity, request_id, done=broker_pb2.Done())]
+        read = self._store.read_seqs(mark.account_id, [mark.group_id])[mark.group_id]
+        state = broker_pb2.GroupState(group_id=mark.group_id, last_seq=last, read_seq=read)
+        return [reply(identity, request_id, states=broker_pb2.States(groups=[state]))]
 
     def _check_text(self, text: str) -> None:
         if not text.strip():

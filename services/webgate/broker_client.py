@@ -140,8 +140,12 @@ class BrokerClient:
             account_id=account_id, group_ids=list(group_ids)))
         return {g.group_id: (g.last_seq, g.read_seq) for g in reply.states.groups}
 
-    async def mark_read(self, account_id: str, group_id: str, seq: int) -> None:
-        await self._request(mark_read=broker_pb2.MarkRead(account_id=account_id, group_id=group_id, seq=seq))
+    async def mark_read(self, account_id: str, group_id: str, seq: int) -> tuple[int, int]:
+        """Store the marker; the group's (last seq, read seq) after it."""
+        reply = await self._request(mark_read=broker_pb2.MarkRead(
+            account_id=account_id, group_id=group_id, seq=seq))
+        [state] = reply.states.groups
+        return state.last_seq, state.read_seq
 
     async def online(self, group_id: str) -> set[str]:
         reply = await self._request(online=broker_pb2.Online(group_id=group_id))

@@ -179,9 +179,7 @@ async def _missed(broker, group: str, since: int, bound: int) -> list | None:
 async def _read(frame: ReadFrame, session: Session, deps) -> None:
     if frame.group not in session.groups:
         raise NotMember(f"you are not a member of group {frame.group!r}")
-    broker = deps.hub.broker
-    await broker.mark_read(session.account_id, frame.group, frame.seq)
-    [(last_seq, read_seq)] = (await broker.group_states(session.account_id, [frame.group])).values()
+    last_seq, read_seq = await deps.hub.broker.mark_read(session.account_id, frame.group, frame.seq)
     session.push(text_frame(encode({
         "op": "read", "group": frame.group, "seq": read_seq, "unread": max(0, last_seq - read_seq)})))
 

@@ -1,0 +1,246 @@
+'use strict';
+// Load generator for bench/run.py: many WebSocket clients in one Node process.
+//
+//   node gen.js CONFIG.json     (then JSON commands, one a line, on stdin; JSON events on stdout)
+//
+// CONFIG: {kind: "chorus" | "socketio", url, users: [{id, token?, groups: [gid, ...]}], senders}
+// Commands:
+//   {"cmd": "connect", "sockets": N}     N sockets, socket i for user i % users.length
+//   {"cmd": "run", "step": K, "rate": R, "duration": D, "drain": S}
+//        senders (sockets 0..senders-1) post R msgs/s in total for D s, then wait up to S s
+//        for the deliveries still due; answers counts and the latency distribution
+//   {"cmd": "post", "step": K, "group": GID, "drain": S}   one message from socket 0
+//   {"cmd": "quit"}
+// Every message text is "b:STEP:MICROS" with MICROS from this process's monotonic clock, so
+// receivers measure latency on the sender's clock. Every loop is bounded in count and time.
+const fs = require('fs');
+const readline = require('readline');
+const { performance } = require('perf_hooks');
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const CONNECT_CONCURRENCY = 200;
+const CONNECT_TIMEOUT_MS = 30000;
+const HIST_BUCKET_US = 10;              // latency histogram: 10 µs buckets up to 30 s
+const HIST_SIZE = 3_000_000;
+const MARK = Buffer.from('"text":"b:');
+
+const nowUs = () => Math.round(performance.now() * 1000);
+const emit = (event) => process.stdout.write(JSON.stringify(event) + '\n');
+
+const sockets = [];          // {send(group, text, ref), close(), user}
+const socketsInGroup = {};   // gid -> live sockets of its members (the deliveries one post is due)
+let step = null;             // counters of the step in progress
+
+function newStep(id) {
+  return { id, sent: 0, acked: 0, errors: 0, expected: 0, delivered: 0, stale: 0, closed: 0,
+           hist: new Uint32Array(HIST_SIZE), maxUs: 0, firstSendUs: 0, lastDeliveryUs: 0 };
+}
+
+function delivered(stepId, sentUs) {
+  if (step === null || stepId !== step.id) {
+    if (step) step.stale++;
+    return;
+  }
+  const t = nowUs();
+  const lat = t - sentUs;
+  step.delivered++;
+  step.lastDeliveryUs = t;
+  if (lat > step.maxUs) step.maxUs = lat;
+  step.hist[Math.min(HIST_SIZE - 1, Math.max(0, Math.floor(lat / HIST_BUCKET_US)))]++;
+}
+
+function parseText(text) {   // "b:STEP:MICROS" -> [step, micros] or null
+  if (typeof text !== 'string' || !text.startsWith('b:')) return null;
+  const colon = text.indexOf(':', 2);
+  return [Number(text.slice(2, colon)), Number(text.slice(colon + 1))];
+}
+
+function onClosed(entry) {
+  if (!entry.live) return;
+  entry.live = false;
+  for (const g of entry.user.groups) socketsInGroup[g]--;
+  if (step) step.closed++;
+}
+
+// ---- Chorus: the real protocol, {"op": "auth"} then "ready"; frames parsed without JSON.parse
+function connectChorus(user) {
+  const WebSocket = require('ws');
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(config.url, { perMessageDeflate: false, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const entry = { user, live: false, ws };
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('ready timeout')); }, CONNECT_TIMEOUT_MS);
+    ws.on('open', () => ws.send(JSON.stringify({ op: 'auth', token: user.token })));
+    ws.on('error', (err) => { clearTimeout(timer); reject(err); });
+    ws.on('close', (code, reason) => {
+      clearTimeout(timer);
+      if (!entry.live) reject(new Error(`closed ${code} ${reason}`));
+      onClosed(entry);
+    });
+    ws.on('message', (data) => {
+      if (!entry.live) {
+        const frame = JSON.parse(data.toString());
+        if (frame.op === 'ready') {
+          clearTimeout(timer);
+          entry.live = true;
+          resolve(entry);
+        }
+        return;
+      }
+      // orjson writes {"op":"message",...,"text":"..."} with no spaces and "text" last
+      if (data[7] === 0x6d /* m */ && data.indexOf('{"op":"message"') === 0) {
+        const at = data.lastIndexOf(MARK);
+        if (at < 0) return;
+        const text = data.toString('latin1', at + 8, data.length - 2);
+        const parsed = parseText(text);
+        if (parsed) delivered(parsed[0], parsed[1]);
+      } else {
+        const frame = JSON.parse(data.toString());
+        if (!step) return;
+        if (frame.op === 'ack') step.acked++;
+        else if (frame.op === 'error') step.errors++;
+      }
+    });
+    entry.send = (group, text, ref) => ws.send(JSON.stringify({ op: 'send', group, text, ref }));
+    entry.close = () => ws.terminate();
+  });
+}
+
+// ---- Socket.IO peers: auth-less, the handshake names the user and its rooms
+function connectSocketIO(user) {
+  const { io } = require('socket.io-client');
+  return new Promise((resolve, reject) => {
+    const socket = io(config.url, { transports: ['websocket'], forceNew: true, reconnection: false,
+                                    timeout: CONNECT_TIMEOUT_MS, auth: { user: user.id, groups: user.groups } });
+    const entry = { user, live: false, socket };
+    socket.on('ready', () => { entry.live = true; resolve(entry); });
+    socket.on('connect_error', (err) => reject(err));
+    socket.on('disconnect', () => onClosed(entry));
+    socket.on('message', (msg) => {
+      const parsed = parseText(msg.text);
+      if (parsed) delivered(parsed[0], parsed[1]);
+    });
+    entry.send = (group, text, ref) => {
+      const s = step;
+      socket.emit('send', { group, text, ref }, (ack) => {
+        if (s !== step) return;
+        if (ack && ack.seq !== undefined) step.acked++;
+        else step.errors++;
+      });
+    };
+    entry.close = () => socket.disconnect();
+  });
+}
+
+async function connect(n) {
+  const t0 = performance.now();
+  const connectOne = config.kind === 'chorus' ? connectChorus : connectSocketIO;
+  let next = sockets.length;
+  const end = sockets.length + n;
+  let failures = 0;
+  let firstError = null;
+  async function worker() {
+    while (next < end) {
+      const i = next++;
+      const user = config.users[i % config.users.length];
+      try {
+        const entry = await connectOne(user);
+        sockets[i] = entry;
+        for (const g of user.groups) socketsInGroup[g] = (socketsInGroup[g] || 0) + 1;
+      } catch (err) {
+        failures++;
+        firstError = firstError || String(err && err.message || err);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, n) }, worker));
+  emit({ event: 'connected', sockets: sockets.filter((s) => s && s.live).length, failures,
+         error: firstError, secs: (performance.now() - t0) / 1000 });
+}
+
+function percentiles(s) {
+  const qs = [0.5, 0.9, 0.99];
+  const out = [];
+  let seen = 0;
+  let qi = 0;
+  for (let b = 0; b < HIST_SIZE && qi < qs.length; b++) {
+    seen += s.hist[b];
+    while (qi < qs.length && s.delivered > 0 && seen >= Math.ceil(qs[qi] * s.delivered)) {
+      out.push(((b + 1) * HIST_BUCKET_US) / 1000);   // bucket upper edge, ms
+      qi++;
+    }
+  }
+  while (out.length < qs.length) out.push(null);
+  return { p50: out[0], p90: out[1], p99: out[2], max: s.delivered ? s.maxUs / 1000 : null };
+}
+
+function result(s, sendSecs) {
+  const activeUs = (s.lastDeliveryUs || nowUs()) - s.firstSendUs;
+  return { event: 'result', step: s.id, sent: s.sent, acked: s.acked, errors: s.errors, expected: s.expected,
+           delivered: s.delivered, stale: s.stale, closed: s.closed, send_secs: sendSecs,
+           active_secs: activeUs / 1e6, ...percentiles(s) };
+}
+
+async function drain(s, drainSecs) {
+  const deadline = performance.now() + drainSecs * 1000;
+  while ((s.delivered < s.expected || s.acked + s.errors < s.sent) && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function run({ step: id, rate, duration, drain: drainSecs }) {
+  const senders = sockets.slice(0, config.senders).filter((s) => s && s.live);
+  if (senders.length === 0) throw new Error('no live sender sockets');
+  const s = newStep(id);
+  step = s;
+  const total = Math.max(1, Math.round(rate * duration));
+  const t0 = performance.now();
+  s.firstSendUs = nowUs();
+  await new Promise((resolve) => {
+    function tick() {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+      while (s.sent < due) {
+        const n = s.sent++;
+        const sender = senders[n % senders.length];
+        if (!sender.live) continue;
+        const groups = sender.user.groups;
+        const group = groups[Math.floor(n / senders.length) % groups.length];
+        s.expected += socketsInGroup[group] || 0;
+        sender.send(group, `b:${id}:${nowUs()}`, String(n));
+      }
+      // bounded: all `total` messages, or the duration plus a second of slack when we fall behind
+      if (s.sent >= total || performance.now() - t0 > duration * 1000 + 1000) resolve();
+      else setTimeout(tick, 1);
+    }
+    tick();
+  });
+  const sendSecs = (performance.now() - t0) / 1000;
+  await drain(s, drainSecs);
+  emit(result(s, sendSecs));
+}
+
+async function post({ step: id, group, drain: drainSecs }) {
+  const sender = sockets[0];
+  if (!sender || !sender.live) throw new Error('socket 0 is not live');
+  const s = newStep(id);
+  step = s;
+  s.firstSendUs = nowUs();
+  s.sent = 1;
+  s.expected = socketsInGroup[group] || 0;
+  sender.send(group, `b:${id}:${nowUs()}`, 'post');
+  await drain(s, drainSecs);
+  emit(result(s, 0));
+}
+
+const handlers = { connect: (c) => connect(c.sockets), run, post };
+const lines = readline.createInterface({ input: process.stdin });
+let queue = Promise.resolve();
+lines.on('line', (line) => {
+  const command = JSON.parse(line);
+  if (command.cmd === 'quit') {
+    for (const s of sockets) if (s) s.close();
+    process.exit(0);
+  }
+  queue = queue.then(() => handlers[command.cmd](command))
+    .catch((err) => emit({ event: 'error', message: String(err && err.stack || err) }));
+});
+lines.on('close', () => process.exit(0));   // the orchestrator went away: stop

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "membership": ("chorus.membership.config", "chorus.membership.main", "groups and members (gRPC)"),
     "broker": ("chorus.broker.config", "chorus.broker.main", "ZeroMQ message broker"),
     "webgate": ("chorus.webgate.config", "chorus.webgate.main", "web page, HTTP API and WebSockets"),
+    "health": ("chorus.healthcheck", "chorus.healthcheck", "ask whether a service is up (container health checks)"),
 }
 
 

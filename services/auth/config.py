@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chorus.auth.tokens import MIN_KEY_BYTES
-from chorus.common.config import add_flag, database_env, default_data_dir, parse_host_port, positive, sqlite_default
+from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
+                                   resolve_database_url)
 
 __all__ = ["Settings", "add_arguments", "settings_from_args", "DEFAULT_LISTEN", "DEFAULT_TOKEN_TTL_SECS"]
 
@@ -53,7 +54,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
     parse_host_port(args.listen, name="--listen ($CHORUS_AUTH_LISTEN)")
     return Settings(
         listen=args.listen,
-        database_url=args.database_url or sqlite_default(args.data_dir, env, "auth"),
+        database_url=resolve_database_url(args.database_url, args.data_dir, env, "auth"),
         token_key=_token_key(args.token_key_file, env),
         token_ttl_secs=positive(args.token_ttl_secs, name="--token-ttl-secs ($CHORUS_TOKEN_TTL_SECS)"),
     )

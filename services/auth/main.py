@@ -15,7 +15,7 @@ from chorus.auth.config import Settings
 from chorus.auth.passwords import Passwords
 from chorus.auth.server import create_server
 from chorus.auth.servicer import AuthServicer
-from chorus.auth.storage import AuthStore, create_tables
+from chorus.auth.storage import AuthStore, migrate
 from chorus.auth.tokens import TokenSigner
 from chorus.common.config import parse_host_port
 from chorus.common.db import create_db_engine
@@ -30,7 +30,7 @@ def run(settings: Settings) -> int:
     except ValueError as exc:
         return _fail(str(exc), code=2)
     try:
-        create_tables(engine)
+        migrate(engine)
         store = AuthStore(engine)
         store.purge_expired_revocations()
         servicer = AuthServicer(store, Passwords(), TokenSigner(settings.token_key,

@@ -23,9 +23,10 @@ from sqlmodel import Field, Session, SQLModel, select
 from chorus.auth.errors import StorageUnavailable, UsernameTaken
 from chorus.auth.validation import username_key
 from chorus.common.db import translate_database_errors
+from chorus.common.migrations import Schema, upgrade
 from chorus.common.ids import new_id
 
-__all__ = ["AccountRecord", "AuthStore", "create_tables"]
+__all__ = ["AccountRecord", "AuthStore", "SCHEMA", "migrate"]
 
 _log = logging.getLogger(__name__)
 
@@ -46,10 +47,12 @@ class RevokedTokenRow(SQLModel, table=True):
     expires_at: int = Field(index=True)  # Unix seconds; after this the token is dead anyway
 
 
-def create_tables(engine: Engine) -> None:
-    """Create this service's tables if missing (no migrations yet); only ours, as
-    SQLModel.metadata is shared by every service imported into the process."""
-    SQLModel.metadata.create_all(engine, tables=[AccountRow.__table__, RevokedTokenRow.__table__])
+SCHEMA = Schema("auth", [AccountRow.__table__, RevokedTokenRow.__table__])
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the auth tables to the current schema (Alembic, chorus.auth.migrations)."""
+    upgrade(engine, SCHEMA)
 
 
 @dataclass(frozen=True)

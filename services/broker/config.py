@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
-                                   sqlite_default)
+                                   resolve_database_url)
 
 from .core import DEFAULT_MAX_HISTORY_PAGE
 
@@ -96,7 +96,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         pub_endpoint=_endpoint(args.pub, "--pub ($CHORUS_BROKER_PUB)"),
         grpc_listen=args.grpc_listen,
         membership_address=args.membership,
-        database_url=args.database_url or sqlite_default(args.data_dir, env, _SQLITE_NAME),
+        database_url=resolve_database_url(args.database_url, args.data_dir, env, _SQLITE_NAME),
         durable_sync=_boolean(args.durable_sync, "--durable-sync ($CHORUS_BROKER_DURABLE_SYNC)"),
         gateway_timeout_secs=positive(args.gateway_timeout_secs, name="--gateway-timeout-secs ($CHORUS_GATEWAY_TIMEOUT_SECS)", kind=float),
         max_text_chars=positive(args.max_text_chars, name="--max-text-chars ($CHORUS_MAX_TEXT_CHARS)"),

@@ -28,7 +28,7 @@ from .config import Settings
 from .core import BrokerCore
 from .messages_service import BrokerClient, MembershipGroups, MessagesServicer, create_server
 from .server import BrokerServer
-from .storage import MessageStore, create_tables, use_full_sync
+from .storage import MessageStore, migrate, use_full_sync
 
 __all__ = ["run"]
 
@@ -42,7 +42,7 @@ def run(settings: Settings) -> int:
     if settings.durable_sync:
         use_full_sync(engine)
     try:
-        create_tables(engine)
+        migrate(engine)
     except OperationalError as exc:
         engine.dispose()
         return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)

@@ -35,11 +35,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, select
 
 from chorus.common.db import translate_database_errors
+from chorus.common.migrations import Schema, upgrade
 
 from .errors import StoreUnavailable
 from .records import StoredMessage
 
-__all__ = ["StoredMessage", "MessageStore", "create_tables", "use_full_sync"]
+__all__ = ["StoredMessage", "MessageStore", "SCHEMA", "migrate", "use_full_sync"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,9 +72,12 @@ _MESSAGES = MessageRow.__table__
 _MARKERS = ReadMarkerRow.__table__
 
 
-def create_tables(engine: Engine) -> None:
-    """Create the broker's two tables if missing; only ours (SQLModel.metadata is shared)."""
-    SQLModel.metadata.create_all(engine, tables=[_MESSAGES, _MARKERS])
+SCHEMA = Schema("broker", [_MESSAGES, _MARKERS])
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the broker's tables to the current schema (Alembic, chorus.broker.migrations)."""
+    upgrade(engine, SCHEMA)
 
 
 def use_full_sync(engine: Engine) -> None:

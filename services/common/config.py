@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["add_flag", "parse_host_port", "default_data_dir", "positive"]
+__all__ = ["add_flag", "parse_host_port", "default_data_dir", "positive", "resolve_database_url"]
 
 
 def add_flag(
@@ -69,6 +69,31 @@ def database_env(env: Mapping[str, str], var: str) -> dict[str, str]:
     never prints a password."""
     url = env.get(var) or env.get("DATABASE_URL")
     return {var: url} if url else {}
+
+
+def resolve_database_url(url: str | None, data_dir: str | None, env: Mapping[str, str],
+                         name: str) -> str:
+    """The database to open: ``url`` (from --database-url or the environment), else ``name.db``
+    under the data directory. $CHORUS_DATABASE_PASSWORD_FILE, when set, supplies the password
+    of a server URL from a file (a container secret), so it is in neither URL nor environment."""
+    if not url:
+        return sqlite_default(data_dir, env, name)
+    password_file = env.get("CHORUS_DATABASE_PASSWORD_FILE")
+    if not password_file:
+        return url
+    from sqlalchemy.engine import make_url  # here, so config never imports SQLAlchemy eagerly
+
+    try:
+        password = Path(password_file).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"$CHORUS_DATABASE_PASSWORD_FILE: cannot read {password_file}: {exc.strerror}") from None
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url  # the engine reports a bad URL with its own clear message
+    if parsed.get_backend_name() == "sqlite":
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def sqlite_default(data_dir: str | None, env: Mapping[str, str], name: str) -> str:

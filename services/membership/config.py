@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
-                                   sqlite_default)
+                                   resolve_database_url)
 from chorus.membership.broker_notifier import DEFAULT_CLOSE_TIMEOUT_SECS, DEFAULT_MAX_QUEUED_CHANGES
 from chorus.membership.validation import DEFAULT_MAX_GROUPS_PER_ACCOUNT, DEFAULT_MAX_MEMBERS_PER_GROUP
 
@@ -83,7 +83,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
     parse_host_port(args.listen, name="--listen ($CHORUS_MEMBERSHIP_LISTEN)")
     return Settings(
         listen=args.listen,
-        database_url=args.database_url or sqlite_default(args.data_dir, env, _SQLITE_NAME),
+        database_url=resolve_database_url(args.database_url, args.data_dir, env, _SQLITE_NAME),
         max_members_per_group=positive(
             args.max_members_per_group,
             name="--max-members-per-group ($CHORUS_MAX_MEMBERS_PER_GROUP)",

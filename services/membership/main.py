@@ -23,7 +23,7 @@ from chorus.common.grpcserver import serve_until_signalled
 from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
 from chorus.membership.config import Settings
 from chorus.membership.server import create_server
-from chorus.membership.storage import MembershipStore, create_tables
+from chorus.membership.storage import MembershipStore, migrate
 
 __all__ = ["run"]
 
@@ -35,7 +35,7 @@ def run(settings: Settings) -> int:
         return _fail(str(exc), code=2)
     notifier: Notifier = NullNotifier()
     try:
-        create_tables(engine)
+        migrate(engine)
         store = MembershipStore(
             engine,
             max_members_per_group=settings.max_members_per_group,

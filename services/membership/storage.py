@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
 from chorus.common.db import translate_database_errors
+from chorus.common.migrations import Schema, upgrade
 from chorus.common.ids import new_id
 from chorus.membership.errors import (
     GroupFull,
@@ -49,7 +50,7 @@ from chorus.membership.validation import (
     name_key,
 )
 
-__all__ = ["GroupInfo", "MembershipStore", "create_tables"]
+__all__ = ["GroupInfo", "MembershipStore", "SCHEMA", "migrate"]
 
 _log = logging.getLogger(__name__)
 
@@ -75,13 +76,12 @@ class MembershipRow(SQLModel, table=True):
     joined_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
-def create_tables(engine: Engine) -> None:
-    """Create this service's tables if missing (no migrations yet).
+SCHEMA = Schema("membership", [GroupRow.__table__, MembershipRow.__table__])
 
-    Only our two tables: SQLModel.metadata is shared by every service imported
-    into the process, and their tables belong in their own databases.
-    """
-    SQLModel.metadata.create_all(engine, tables=[GroupRow.__table__, MembershipRow.__table__])
+
+def migrate(engine: Engine) -> None:
+    """Bring the membership tables to the current schema (Alembic, chorus.membership.migrations)."""
+    upgrade(engine, SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)

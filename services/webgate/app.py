@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app.add_routes(routes)
     app.router.add_get("/ws", websocket)
+    app.router.add_get("/healthz", _healthz)
     for path, name in STATIC_FILES.items():
         app.router.add_get(path, _static(STATIC_DIR / name))
     app.cleanup_ctx.append(lambda app: _backends(app, settings))
@@ -70,6 +71,11 @@ async def _going_away(app: web.Application) -> None:
     for ws in list(app[DEPS].sockets):
         with contextlib.suppress(Exception):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away")
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    """Liveness for container health checks and load balancers: this process serves HTTP."""
+    return web.json_response({"status": "ok"})
 
 
 def _static(path: Path):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from chorus.auth.storage import AuthStore, create_tables
+from chorus.auth.storage import AuthStore, migrate
 
 
 @pytest.fixture
 def store(engine: Engine) -> AuthStore:
-    create_tables(engine)
+    migrate(engine)
     return AuthStore(engine)

@@ -16,7 +16,7 @@ from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, Invalid
 from chorus.auth.passwords import Passwords
 from chorus.auth.server import SERVICE_NAME, create_server
 from chorus.auth.servicer import INTERNAL_ERROR_DETAILS, AuthServicer, status_for
-from chorus.auth.storage import AuthStore, create_tables
+from chorus.auth.storage import AuthStore, migrate
 from chorus.auth.tokens import TokenSigner
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.pb import auth_pb2 as pb
@@ -50,7 +50,7 @@ def clock() -> Clock:
 def accounts(tmp_path):
     """The AuthStore the server uses: a real SQLite file."""
     engine = create_db_engine(sqlite_url(tmp_path, "auth"))
-    create_tables(engine)
+    migrate(engine)
     yield AuthStore(engine)
     engine.dispose()
 
@@ -269,7 +269,7 @@ class BrokenLookups(AuthStore):
 
 def test_a_bug_is_internal_logged_and_the_server_keeps_serving(tmp_path, clock, caplog):
     engine = create_db_engine(sqlite_url(tmp_path, "broken"))
-    create_tables(engine)
+    migrate(engine)
     server, port = serve(BrokenLookups(engine), clock)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

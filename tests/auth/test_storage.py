@@ -10,7 +10,7 @@ from sqlalchemy import event, inspect
 from sqlmodel import SQLModel
 
 from chorus.auth.errors import StorageUnavailable, UsernameTaken
-from chorus.auth.storage import AccountRecord, AuthStore, create_tables
+from chorus.auth.storage import AccountRecord, AuthStore, migrate
 from chorus.common.db import create_db_engine
 from together import run_together
 
@@ -158,19 +158,19 @@ def test_purge_defaults_to_the_wall_clock(store):
     assert (store.is_revoked("expired"), store.is_revoked("valid")) == (False, True)
 
 
-def test_create_tables_makes_only_the_auth_tables(engine):
+def test_migrate_makes_only_the_auth_tables(engine):
     # Importing membership's storage puts its tables into the shared SQLModel metadata too.
     importlib.import_module("chorus.membership.storage")
     assert {"chat_groups", "group_members"} <= set(SQLModel.metadata.tables)
-    create_tables(engine)
-    assert set(inspect(engine).get_table_names()) == {"accounts", "revoked_tokens"}
+    migrate(engine)
+    assert set(inspect(engine).get_table_names()) == {"accounts", "revoked_tokens", "alembic_version_auth"}
 
 
-def test_create_tables_again_keeps_the_accounts(engine):
-    create_tables(engine)
+def test_migrate_again_keeps_the_accounts(engine):
+    migrate(engine)
     ann = AuthStore(engine).create_account("ann", "Ann", HASH)
     AuthStore(engine).revoke("jti-1", NOW + 60)
-    create_tables(engine)
+    migrate(engine)
     restarted = AuthStore(engine)
     assert restarted.find_by_username("ANN") == ann
     assert restarted.is_revoked("jti-1") is True
@@ -178,8 +178,9 @@ def test_create_tables_again_keeps_the_accounts(engine):
 
 @pytest.mark.postgres
 def test_postgres_tables_live_in_the_test_schema(postgres_engine, postgres_schema):
-    create_tables(postgres_engine)
-    assert set(inspect(postgres_engine).get_table_names(schema=postgres_schema)) == {"accounts", "revoked_tokens"}
+    migrate(postgres_engine)
+    assert set(inspect(postgres_engine).get_table_names(schema=postgres_schema)) == {
+        "accounts", "revoked_tokens", "alembic_version_auth"}
 
 
 def test_unreachable_database_is_reported_as_unavailable():

@@ -8,7 +8,7 @@ import zmq
 
 from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
-from chorus.broker.storage import MessageStore, create_tables
+from chorus.broker.storage import MessageStore, migrate
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.broker.topics import barrier_topic, group_topic
 from chorus.pb import broker_pb2
@@ -31,7 +31,7 @@ class CountingStore(MessageStore):
 @pytest.fixture
 def store(tmp_path):
     engine = create_db_engine(sqlite_url(tmp_path, "broker"))
-    create_tables(engine)
+    migrate(engine)
     yield CountingStore(engine)
     engine.dispose()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chorus.broker.core import BrokerCore, Publish, Reply
-from chorus.broker.storage import MessageStore, create_tables
+from chorus.broker.storage import MessageStore, migrate
 from chorus.pb import broker_pb2
 
 GW = b"gw"
@@ -14,7 +14,7 @@ GW = b"gw"
 
 @pytest.fixture
 def store(engine):
-    create_tables(engine)
+    migrate(engine)
     return MessageStore(engine)
 
 

@@ -15,13 +15,13 @@ from chorus.broker.core import BrokerCore
 from chorus.broker.messages_service import (
     SERVICE_NAME, BrokerClient, MembershipGroups, MessagesServicer, create_server)
 from chorus.broker.server import BrokerServer
-from chorus.broker.storage import MessageStore, create_tables
+from chorus.broker.storage import MessageStore, migrate
 from chorus.broker.topics import barrier_topic, group_topic
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership import server as membership_server
 from chorus.membership.config import Settings as MembershipSettings
 from chorus.membership.storage import MembershipStore
-from chorus.membership.storage import create_tables as create_membership_tables
+from chorus.membership.storage import migrate as migrate_membership
 from chorus.pb import broker_pb2
 from chorus.pb import messages_pb2 as pb
 from chorus.pb import messages_pb2_grpc as pb_grpc
@@ -36,7 +36,7 @@ def membership(tmp_path):
     """A real membership gRPC service; yields (address, store) so tests can create groups."""
     url = sqlite_url(tmp_path, "membership")
     engine = create_db_engine(url)
-    create_membership_tables(engine)
+    migrate_membership(engine)
     store = MembershipStore(engine)
     server, port = membership_server.create_server(
         "127.0.0.1:0", store, MembershipSettings(database_url=url, max_workers=4))
@@ -50,7 +50,7 @@ def membership(tmp_path):
 def running_broker(tmp_path, membership_address: str, gateway_timeout_secs: float = 30):
     """The broker loop in a thread plus its Messages service; yields (stub, pub endpoint, context)."""
     engine = create_db_engine(sqlite_url(tmp_path, "broker"))
-    create_tables(engine)
+    migrate(engine)
     context = zmq.Context()
     core = BrokerCore(broker_id="b_grpc", store=MessageStore(engine),
                       gateway_timeout_secs=gateway_timeout_secs,

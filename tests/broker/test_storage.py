@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 
 from chorus.broker.errors import StoreUnavailable
 from chorus.broker.records import StoredMessage
-from chorus.broker.storage import MessageStore, create_tables, use_full_sync
+from chorus.broker.storage import MessageStore, migrate, use_full_sync
 from chorus.common.db import create_db_engine, sqlite_url
 
 TS = 1_700_000_000_000
@@ -19,14 +19,15 @@ def message(group: str, seq: int, text: str = "") -> StoredMessage:
 
 @pytest.fixture
 def store(engine) -> MessageStore:
-    create_tables(engine)
+    migrate(engine)
     return MessageStore(engine)
 
 
-def test_create_tables_makes_only_the_brokers_tables(engine):
-    create_tables(engine)
-    create_tables(engine)  # idempotent
-    assert set(inspect(engine).get_table_names()) == {"broker_messages", "broker_read_markers"}
+def test_migrate_makes_only_the_brokers_tables(engine):
+    migrate(engine)
+    migrate(engine)  # idempotent
+    assert set(inspect(engine).get_table_names()) == {
+        "broker_messages", "broker_read_markers", "alembic_version_broker"}
 
 
 def test_append_batch_stores_every_message_and_last_seqs_reads_them_back(store):

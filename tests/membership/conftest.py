@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from chorus.membership.storage import MembershipStore, create_tables
+from chorus.membership.storage import MembershipStore, migrate
 
 
 @pytest.fixture
 def make_store(engine: Engine):
     """``make_store(**limits)``: a MembershipStore on the test's database, tables created."""
-    create_tables(engine)
+    migrate(engine)
     return lambda **limits: MembershipStore(engine, **limits)
 
 

@@ -18,14 +18,14 @@ import zmq
 from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore
-from chorus.broker.storage import create_tables as create_broker_tables
+from chorus.broker.storage import migrate as migrate_broker
 from chorus.broker.topics import CONTROL_TOPIC
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership.broker_notifier import BrokerNotifier, NullNotifier, _outcome, _Outcome
 from chorus.membership.config import Settings
 from chorus.membership.server import create_server
 from chorus.membership.servicer import MembershipServicer
-from chorus.membership.storage import MembershipStore, create_tables
+from chorus.membership.storage import MembershipStore, migrate
 from chorus.pb import broker_pb2
 from chorus.pb import membership_pb2 as pb
 from chorus.pb import membership_pb2_grpc as pb_grpc
@@ -41,7 +41,7 @@ class Broker:
 
     def __init__(self, tmp_path, name: str, router: str = "tcp://127.0.0.1:0") -> None:
         self._engine = create_db_engine(sqlite_url(tmp_path, name))  # messages; no change touches it
-        create_broker_tables(self._engine)
+        migrate_broker(self._engine)
         self.context = zmq.Context()
         core = BrokerCore(broker_id=name, store=MessageStore(self._engine), gateway_timeout_secs=30,
                           max_text_chars=4000)
@@ -126,7 +126,7 @@ def membership_service(tmp_path, notifier: BrokerNotifier):
     """The real membership gRPC server on a free port, announcing through ``notifier``."""
     url = sqlite_url(tmp_path, "membership")
     engine = create_db_engine(url)
-    create_tables(engine)
+    migrate(engine)
     server, port = create_server("127.0.0.1:0", MembershipStore(engine),
                                  Settings(database_url=url, max_workers=8), notifier=notifier)
     notifier.start()
@@ -334,7 +334,7 @@ class Context:
 
 def test_the_servicer_announces_only_committed_changes(tmp_path):
     engine = create_db_engine(sqlite_url(tmp_path, "membership"))
-    create_tables(engine)
+    migrate(engine)
     notifier = RecordingNotifier()
     servicer = MembershipServicer(MembershipStore(engine, max_members_per_group=2), notifier)
     group = servicer.CreateGroup(pb.CreateGroupRequest(owner_id="u_owner", name="General"), Context()).group

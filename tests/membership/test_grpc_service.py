@@ -12,7 +12,7 @@ from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership.config import Settings
 from chorus.membership.server import SERVICE_NAME, create_server
 from chorus.membership.servicer import INTERNAL_ERROR_DETAILS
-from chorus.membership.storage import MembershipStore, create_tables
+from chorus.membership.storage import MembershipStore, migrate
 from chorus.pb import membership_pb2 as pb
 from chorus.pb import membership_pb2_grpc as pb_grpc
 from generic_grpc import assert_serving, method_without_stubs
@@ -25,7 +25,7 @@ TIMEOUT_SECS = 5
 def channel(tmp_path):
     url = sqlite_url(tmp_path, "membership")
     engine = create_db_engine(url)
-    create_tables(engine)
+    migrate(engine)
     store = MembershipStore(engine, max_members_per_group=MAX_MEMBERS)
     server, port = create_server("127.0.0.1:0", store, Settings(database_url=url, max_workers=4))
     server.start()
@@ -186,7 +186,7 @@ class BrokenDirectory(MembershipStore):
 def test_a_bug_is_internal_logged_and_the_server_keeps_serving(tmp_path, caplog):
     url = sqlite_url(tmp_path, "broken")
     engine = create_db_engine(url)
-    create_tables(engine)
+    migrate(engine)
     server, port = create_server("127.0.0.1:0", BrokenDirectory(engine), Settings(database_url=url, max_workers=2))
     server.start()
     try:

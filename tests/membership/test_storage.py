@@ -15,7 +15,7 @@ from chorus.membership.errors import (
     StorageUnavailable,
     TooManyGroups,
 )
-from chorus.membership.storage import GroupInfo, MembershipStore, create_tables
+from chorus.membership.storage import GroupInfo, MembershipStore, migrate
 from together import run_together
 
 OWNER = "u_owner"
@@ -221,10 +221,11 @@ def test_simultaneous_creates_of_one_name_have_one_winner(store):
 
 @pytest.mark.postgres
 def test_postgres_tables_live_in_the_test_schema(postgres_engine, postgres_schema):
-    create_tables(postgres_engine)
+    migrate(postgres_engine)
     assert set(inspect(postgres_engine).get_table_names(schema=postgres_schema)) == {
         "chat_groups",
         "group_members",
+        "alembic_version_membership",
     }
 
 

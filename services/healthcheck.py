@@ -1,0 +1,78 @@
+"""`chorus health`: is a Chorus service answering? For container HEALTHCHECKs and scripts.
+
+    chorus health grpc 127.0.0.1:50051      # standard grpc.health.v1 check (auth, membership, broker)
+    chorus health http http://127.0.0.1:8080/healthz
+
+Exit code 0 when healthy, 1 when not (with one line on stderr saying why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chorus.common.config import parse_host_port, positive
+
+__all__ = ["Probe", "add_arguments", "settings_from_args", "run"]
+
+DEFAULT_TIMEOUT_SECS = 3.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str       # "grpc" or "http"
+    target: str     # HOST:PORT or URL
+    timeout_secs: float = DEFAULT_TIMEOUT_SECS
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    parser.add_argument("kind", choices=["grpc", "http"], help="how to ask")
+    parser.add_argument("target", help="HOST:PORT for grpc, a URL for http")
+    parser.add_argument("--timeout-secs", type=float, default=DEFAULT_TIMEOUT_SECS,
+                        help="give up after this long")
+
+
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Probe:
+    if args.kind == "grpc":
+        parse_host_port(args.target, name="target")
+    elif not args.target.startswith(("http://", "https://")):
+        raise ValueError(f"target {args.target!r} is not an http:// or https:// URL")
+    return Probe(args.kind, args.target, positive(args.timeout_secs, name="--timeout-secs"))
+
+
+def run(probe: Probe) -> int:
+    problem = _grpc(probe) if probe.kind == "grpc" else _http(probe)
+    if problem:
+        print(f"unhealthy: {probe.target}: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _grpc(probe: Probe) -> str | None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(probe.target) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=probe.timeout_secs)
+        except grpc.RpcError as exc:
+            return f"{exc.code().name}: {exc.details()}"
+    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    return None
+
+
+def _http(probe: Probe) -> str | None:
+    try:
+        with urllib.request.urlopen(probe.target, timeout=probe.timeout_secs) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+    return None if status == 200 else f"HTTP {status}"

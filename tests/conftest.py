@@ -14,6 +14,7 @@ tests isolate themselves by registering their own people and groups.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -64,15 +66,35 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
-    root = tmp_path_factory.mktemp("stack")
+    with running_stack(tmp_path_factory.mktemp("stack"), {
+        # read by the webgate process
+        "CHORUS_WS_AUTH_DEADLINE_SECS": str(WS_AUTH_DEADLINE_SECS),
+        "CHORUS_WS_MAX_SEND_BUFFER_BYTES": str(MAX_SEND_BUFFER_BYTES),
+        "CHORUS_RESUME_MAX_MESSAGES": str(RESUME_MAX_MESSAGES),
+        # test_slow_consumer posts 2000 messages from one page as fast as acks come;
+        # the per-connection limit itself is tested on its own stack (test_limits).
+        "CHORUS_WS_MESSAGES_PER_SEC": "100000",
+        "CHORUS_WS_MESSAGES_BURST": "100000",
+    }) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def start_stack(tmp_path_factory):
+    """``with start_stack({"CHORUS_...": ...}) as other:`` a second stack with its own settings,
+    for tests whose limits must not touch the shared one."""
+    return lambda extra_env: running_stack(tmp_path_factory.mktemp("stack"), extra_env)
+
+
+@contextlib.contextmanager
+def running_stack(root: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """`chorus up` on free ports with data under ``root`` and ``extra_env`` (CHORUS_*
+    settings) on top of a clean environment; stopped with SIGINT afterwards."""
     ports = {name: free_port() for name in
              ("http", "auth", "membership", "broker-router", "broker-pub", "broker-grpc")}
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
-    # read by the webgate process
-    env["CHORUS_WS_AUTH_DEADLINE_SECS"] = str(WS_AUTH_DEADLINE_SECS)
-    env["CHORUS_WS_MAX_SEND_BUFFER_BYTES"] = str(MAX_SEND_BUFFER_BYTES)
-    env["CHORUS_RESUME_MAX_MESSAGES"] = str(RESUME_MAX_MESSAGES)
+    env.update(extra_env)
     log_path = root / "stack.log"
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", str(root / "data"),
                *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chorus.auth.tokens import MIN_KEY_BYTES
+from chorus.common.ratelimit import Rate
 from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
                                    resolve_database_url)
 
@@ -24,6 +25,8 @@ DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_TOKEN_TTL_SECS = 7 * 24 * 3600
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0
+DEFAULT_LOGIN_FAILURES_PER_ACCOUNT = 10  # per window, then Login answers RESOURCE_EXHAUSTED
+DEFAULT_LOGIN_FAILURE_WINDOW_SECS = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +37,12 @@ class Settings:
     token_ttl_secs: int = DEFAULT_TOKEN_TTL_SECS
     max_workers: int = DEFAULT_MAX_WORKERS
     grace_secs: float = DEFAULT_GRACE_SECS
+    login_failures_per_account: int = DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
+    login_failure_window_secs: float = DEFAULT_LOGIN_FAILURE_WINDOW_SECS
+
+    @property
+    def login_failures(self) -> Rate:
+        return Rate.per_window(self.login_failures_per_account, self.login_failure_window_secs)
 
 
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -48,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
              help="file holding the token signing key (or set CHORUS_TOKEN_KEY itself)")
     add_flag(parser, "--token-ttl-secs", env=env, var="CHORUS_TOKEN_TTL_SECS", default=DEFAULT_TOKEN_TTL_SECS,
              help="how long a login lasts")
+    add_flag(parser, "--login-failures-per-account", env=env, var="CHORUS_LOGIN_FAILURES_PER_ACCOUNT",
+             default=DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+             help="failed logins to one account per window before Login refuses even the right password")
+    add_flag(parser, "--login-failure-window-secs", env=env, var="CHORUS_LOGIN_FAILURE_WINDOW_SECS",
+             default=DEFAULT_LOGIN_FAILURE_WINDOW_SECS, help="the window of the failed-login limit")
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
@@ -57,6 +71,12 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         database_url=resolve_database_url(args.database_url, args.data_dir, env, "auth"),
         token_key=_token_key(args.token_key_file, env),
         token_ttl_secs=positive(args.token_ttl_secs, name="--token-ttl-secs ($CHORUS_TOKEN_TTL_SECS)"),
+        login_failures_per_account=positive(
+            args.login_failures_per_account,
+            name="--login-failures-per-account ($CHORUS_LOGIN_FAILURES_PER_ACCOUNT)"),
+        login_failure_window_secs=positive(
+            args.login_failure_window_secs,
+            name="--login-failure-window-secs ($CHORUS_LOGIN_FAILURE_WINDOW_SECS)", kind=float),
     )
 
 

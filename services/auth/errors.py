@@ -5,7 +5,8 @@
     │   ├── InvalidInput            -> INVALID_ARGUMENT  (bad username, weak password, bad display name)
     │   ├── UsernameTaken           -> ALREADY_EXISTS    (unique ignoring case)
     │   ├── BadCredentials          -> UNAUTHENTICATED   (unknown user or wrong password: one message)
-    │   └── InvalidToken            -> UNAUTHENTICATED   (malformed, bad signature, expired, revoked)
+    │   ├── InvalidToken            -> UNAUTHENTICATED   (malformed, bad signature, expired, revoked)
+    │   └── TooManyFailedLogins     -> RESOURCE_EXHAUSTED (with trailing metadata retry-after: seconds)
     └── StorageUnavailable          -> UNAVAILABLE       (our side: the database; retryable)
 
 The servicer maps them to a gRPC status in one place. Messages are for people
@@ -15,7 +16,7 @@ and never contain a password, a token or SQL.
 from __future__ import annotations
 
 __all__ = ["AuthError", "CallerError", "InvalidInput", "UsernameTaken", "BadCredentials",
-           "InvalidToken", "StorageUnavailable"]
+           "InvalidToken", "TooManyFailedLogins", "StorageUnavailable"]
 
 
 class AuthError(Exception):
@@ -42,6 +43,12 @@ class BadCredentials(CallerError):
 
 class InvalidToken(CallerError):
     pass
+
+
+class TooManyFailedLogins(CallerError):
+    def __init__(self, retry_after_secs: float) -> None:
+        super().__init__("too many failed logins for this account; try again later")
+        self.retry_after_secs = retry_after_secs
 
 
 class StorageUnavailable(AuthError):

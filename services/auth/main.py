@@ -34,7 +34,8 @@ def run(settings: Settings) -> int:
         store = AuthStore(engine)
         store.purge_expired_revocations()
         servicer = AuthServicer(store, Passwords(), TokenSigner(settings.token_key,
-                                                                ttl_secs=settings.token_ttl_secs))
+                                                                ttl_secs=settings.token_ttl_secs),
+                                login_failures=settings.login_failures)
         try:
             server, port = create_server(settings.listen, servicer, max_workers=settings.max_workers)
         except OSError as exc:

@@ -10,6 +10,7 @@ import grpc
 from aiohttp import WSCloseCode, web
 
 from chorus.common.ids import new_id
+from chorus.common.ratelimit import KeyedLimiter, Rate
 
 from .backends import AuthClient, MembershipClient
 from .broker_client import BrokerClient
@@ -30,6 +31,7 @@ class Deps:
     auth: AuthClient
     membership: MembershipClient
     hub: Hub
+    login_limiter: KeyedLimiter  # failed logins per client address
     sockets: set = field(default_factory=set)  # every open WebSocketResponse, for shutdown
 
 
@@ -59,6 +61,8 @@ async def _backends(app: web.Application, settings: Settings):
         auth=AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs),
         membership=MembershipClient(membership_channel, timeout_secs=settings.backend_timeout_secs),
         hub=hub,
+        login_limiter=KeyedLimiter(Rate.per_window(settings.login_failures_per_ip,
+                                                   settings.login_failure_window_secs)),
     )
     yield
     await hub.stop()

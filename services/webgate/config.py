@@ -32,56 +32,58 @@ class Settings:
     backend_timeout_secs: float = 5.0      # gRPC and broker requests
     heartbeat_secs: float = 1.0            # Hello to the broker
     resume_max_messages: int = 200         # more missed in one group -> "reset" instead of replay
+    ws_messages_per_sec: float = 20.0      # client frames per WebSocket, sustained (more: rate_limited)
+    ws_messages_burst: int = 50            # ... and at once
+    login_failures_per_ip: int = 30        # failed logins from one address per window (more: 429)
+    login_failure_window_secs: float = 300.0
     shutdown_grace_secs: float = 5.0
 
 
-# flag -> environment variable, so errors can name both
-_ENV = {
-    "--listen": "CHORUS_WEBGATE_LISTEN",
-    "--auth": "CHORUS_AUTH_ADDRESS",
-    "--membership": "CHORUS_MEMBERSHIP_ADDRESS",
-    "--broker-router": "CHORUS_BROKER_ROUTER_ADDRESS",
-    "--broker-pub": "CHORUS_BROKER_PUB_ADDRESS",
-    "--auth-deadline-secs": "CHORUS_WS_AUTH_DEADLINE_SECS",
-    "--max-text-chars": "CHORUS_MAX_TEXT_CHARS",
-    "--resume-max-messages": "CHORUS_RESUME_MAX_MESSAGES",
-    "--max-frame-bytes": "CHORUS_WS_MAX_FRAME_BYTES",
-    "--max-body-bytes": "CHORUS_HTTP_MAX_BODY_BYTES",
-    "--max-send-buffer-bytes": "CHORUS_WS_MAX_SEND_BUFFER_BYTES",
-    "--backend-timeout-secs": "CHORUS_BACKEND_TIMEOUT_SECS",
-}
+_D = Settings()
+
+# flag, environment variable, default, help. A flag --some-name sets Settings.some_name.
+_FLAGS = (
+    ("--listen", "CHORUS_WEBGATE_LISTEN", DEFAULT_LISTEN, "HOST:PORT for HTTP and WebSockets"),
+    ("--auth", "CHORUS_AUTH_ADDRESS", DEFAULT_AUTH, "auth service gRPC address"),
+    ("--membership", "CHORUS_MEMBERSHIP_ADDRESS", DEFAULT_MEMBERSHIP, "membership service gRPC address"),
+    ("--broker-router", "CHORUS_BROKER_ROUTER_ADDRESS", DEFAULT_ROUTER, "broker ROUTER endpoint to connect to"),
+    ("--broker-pub", "CHORUS_BROKER_PUB_ADDRESS", DEFAULT_PUB, "broker PUB endpoint to connect to"),
+    ("--auth-deadline-secs", "CHORUS_WS_AUTH_DEADLINE_SECS", _D.auth_deadline_secs,
+     "time allowed for the WebSocket auth frame"),
+    ("--max-text-chars", "CHORUS_MAX_TEXT_CHARS", _D.max_text_chars, "longest message text accepted"),
+    ("--max-frame-bytes", "CHORUS_WS_MAX_FRAME_BYTES", _D.max_frame_bytes, "largest WebSocket frame accepted"),
+    ("--max-body-bytes", "CHORUS_HTTP_MAX_BODY_BYTES", _D.max_body_bytes, "largest HTTP request body accepted"),
+    ("--max-send-buffer-bytes", "CHORUS_WS_MAX_SEND_BUFFER_BYTES", _D.max_send_buffer_bytes,
+     "unsent bytes after which a slow reader is cut off"),
+    ("--resume-max-messages", "CHORUS_RESUME_MAX_MESSAGES", _D.resume_max_messages,
+     "messages replayed per group before a reset instead"),
+    ("--backend-timeout-secs", "CHORUS_BACKEND_TIMEOUT_SECS", _D.backend_timeout_secs,
+     "deadline for gRPC and broker requests"),
+    ("--ws-messages-per-sec", "CHORUS_WS_MESSAGES_PER_SEC", _D.ws_messages_per_sec,
+     "frames a WebSocket may send per second, sustained"),
+    ("--ws-messages-burst", "CHORUS_WS_MESSAGES_BURST", _D.ws_messages_burst,
+     "frames a WebSocket may send at once"),
+    ("--login-failures-per-ip", "CHORUS_LOGIN_FAILURES_PER_IP", _D.login_failures_per_ip,
+     "failed logins from one IP address per window"),
+    ("--login-failure-window-secs", "CHORUS_LOGIN_FAILURE_WINDOW_SECS", _D.login_failure_window_secs,
+     "the window of the failed-login limits"),
+)
+_ENV = {flag: var for flag, var, _, _ in _FLAGS}  # so errors can name both
+# Flags that are a number > 0, of the type of their Settings field.
+_NUMBERS = [flag for flag, _, default, _ in _FLAGS if isinstance(default, (int, float))]
 
 
 def _name(flag: str) -> str:
     return f"{flag} (${_ENV[flag]})"
 
 
+def _field(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    d = Settings()
-    add_flag(parser, "--listen", env=env, var="CHORUS_WEBGATE_LISTEN", default=DEFAULT_LISTEN,
-             help="HOST:PORT for HTTP and WebSockets")
-    add_flag(parser, "--auth", env=env, var="CHORUS_AUTH_ADDRESS", default=DEFAULT_AUTH,
-             help="auth service gRPC address")
-    add_flag(parser, "--membership", env=env, var="CHORUS_MEMBERSHIP_ADDRESS", default=DEFAULT_MEMBERSHIP,
-             help="membership service gRPC address")
-    add_flag(parser, "--broker-router", env=env, var="CHORUS_BROKER_ROUTER_ADDRESS", default=DEFAULT_ROUTER,
-             help="broker ROUTER endpoint to connect to")
-    add_flag(parser, "--broker-pub", env=env, var="CHORUS_BROKER_PUB_ADDRESS", default=DEFAULT_PUB,
-             help="broker PUB endpoint to connect to")
-    add_flag(parser, "--auth-deadline-secs", env=env, var="CHORUS_WS_AUTH_DEADLINE_SECS",
-             default=d.auth_deadline_secs, help="time allowed for the WebSocket auth frame")
-    add_flag(parser, "--max-text-chars", env=env, var="CHORUS_MAX_TEXT_CHARS",
-             default=d.max_text_chars, help="longest message text accepted")
-    add_flag(parser, "--max-frame-bytes", env=env, var="CHORUS_WS_MAX_FRAME_BYTES",
-             default=d.max_frame_bytes, help="largest WebSocket frame accepted")
-    add_flag(parser, "--max-body-bytes", env=env, var="CHORUS_HTTP_MAX_BODY_BYTES",
-             default=d.max_body_bytes, help="largest HTTP request body accepted")
-    add_flag(parser, "--max-send-buffer-bytes", env=env, var="CHORUS_WS_MAX_SEND_BUFFER_BYTES",
-             default=d.max_send_buffer_bytes, help="unsent bytes after which a slow reader is cut off")
-    add_flag(parser, "--resume-max-messages", env=env, var="CHORUS_RESUME_MAX_MESSAGES",
-             default=d.resume_max_messages, help="messages replayed per group before a reset instead")
-    add_flag(parser, "--backend-timeout-secs", env=env, var="CHORUS_BACKEND_TIMEOUT_SECS",
-             default=d.backend_timeout_secs, help="deadline for gRPC and broker requests")
+    for flag, var, default, help_text in _FLAGS:
+        add_flag(parser, flag, env=env, var=var, default=default, help=help_text)
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
@@ -95,11 +97,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         membership_address=args.membership,
         broker_router=args.broker_router,
         broker_pub=args.broker_pub,
-        auth_deadline_secs=positive(args.auth_deadline_secs, name=_name("--auth-deadline-secs"), kind=float),
-        max_text_chars=positive(args.max_text_chars, name=_name("--max-text-chars")),
-        max_frame_bytes=positive(args.max_frame_bytes, name=_name("--max-frame-bytes")),
-        max_body_bytes=positive(args.max_body_bytes, name=_name("--max-body-bytes")),
-        max_send_buffer_bytes=positive(args.max_send_buffer_bytes, name=_name("--max-send-buffer-bytes")),
-        resume_max_messages=positive(args.resume_max_messages, name=_name("--resume-max-messages")),
-        backend_timeout_secs=positive(args.backend_timeout_secs, name=_name("--backend-timeout-secs"), kind=float),
+        **{_field(flag): positive(getattr(args, _field(flag)), name=_name(flag),
+                                  kind=type(getattr(_D, _field(flag))))
+           for flag in _NUMBERS},
     )

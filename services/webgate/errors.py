@@ -10,14 +10,18 @@
     +-- AlreadyExists           409  caller: username or group name taken
     +-- FailedPrecondition      409  caller: a limit such as members per group
     +-- TooLarge                413  caller: body or text over its limit
-    +-- RateLimited             429  caller: slow down
+    +-- RateLimited             429  caller: slow down (``retry_after_secs``: when to try again)
     +-- Unavailable             503  peer: a backend service or the broker is down
 
-gRPC errors from the backends are mapped to these once, in `from_grpc`.
-HTTP answers use `status`; WebSocket error frames use `code`.
+gRPC errors from the backends are mapped to these once, in `from_grpc`
+(RESOURCE_EXHAUSTED's ``retry-after`` trailing metadata, in seconds, becomes
+``retry_after_secs``). HTTP answers use `status` (and a Retry-After header for
+RateLimited); WebSocket error frames use `code` (and ``retry_after_ms``).
 """
 
 from __future__ import annotations
+
+import math
 
 import grpc
 
@@ -84,6 +88,16 @@ class TooLarge(ApiError):
 class RateLimited(ApiError):
     status, code = 429, "rate_limited"
 
+    def __init__(self, message: str, *, retry_after_secs: float | None = None, ref: str | None = None) -> None:
+        super().__init__(message, ref=ref)
+        self.retry_after_secs = retry_after_secs
+
+    def retry_after_header(self) -> dict[str, str]:
+        """Retry-After in whole seconds, rounded up (never 0: "now" would invite a hot loop)."""
+        if self.retry_after_secs is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_secs)))}
+
 
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
@@ -109,4 +123,16 @@ def from_grpc(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
         return ApiError(f"{service} failed: {exc.code().name.lower()}")
     if kind is Unavailable:
         return Unavailable(f"the {service} service is unavailable, try again")
+    if kind is RateLimited:
+        return RateLimited(exc.details() or "too many requests", retry_after_secs=_retry_after(exc))
     return kind(exc.details() or exc.code().name.lower())
+
+
+def _retry_after(exc: grpc.aio.AioRpcError) -> float | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None

@@ -9,11 +9,13 @@ INVALID_ARGUMENT with a message we pass on. Every error leaves through
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from aiohttp import web
 
-from .errors import ApiError, BadJson, Forbidden, InvalidArgument, NotFound, TooLarge, Unauthenticated
+from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, RateLimited, TooLarge,
+                     Unauthenticated)
 from .frames import MAX_ID_CHARS, MAX_SEQ, group_states, message_json
 
 __all__ = ["routes", "error_middleware", "json_response", "DEPS"]
@@ -39,6 +41,8 @@ def json_response(body: dict | None, status: int = 200, headers=None) -> web.Res
 async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
+    except RateLimited as exc:
+        return json_response(exc.body(), exc.status, headers=exc.retry_after_header())
     except ApiError as exc:
         return json_response(exc.body(), exc.status)
     except web.HTTPRequestEntityTooLarge:
@@ -110,8 +114,22 @@ async def register(request: web.Request) -> web.Response:
 
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
+    """Failed logins are limited per client address here (only the gateway sees it) and per
+    account in the auth service (shared by every gateway); each answers 429 with Retry-After."""
+    deps = request.app[DEPS]
     username, password = _fields(await _body(request), ("username", "password"))
-    token, user, expires_at = await request.app[DEPS].auth.login(username, password)
+    address = request.remote or "unknown"
+    wait = deps.login_limiter.take(address, time.monotonic())
+    if wait:
+        raise RateLimited("too many failed logins from your address; try again later", retry_after_secs=wait)
+    try:
+        token, user, expires_at = await deps.auth.login(username, password)
+    except Unauthenticated:
+        raise  # a wrong password: the attempt counts
+    except ApiError:
+        deps.login_limiter.give_back(address, time.monotonic())  # not a guess (refused, or auth down)
+        raise
+    deps.login_limiter.give_back(address, time.monotonic())  # only failures count
     return json_response({"token": token, "user": user, "expires_at": expires_at})
 
 

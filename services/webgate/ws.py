@@ -4,6 +4,12 @@ One handler per connection. The first frame must be ``auth`` within the
 deadline; after ``ready`` every frame is answered on its own (an error frame
 for a bad one) and the connection stays open. All server frames, this
 session's own and fanned-out ones alike, go through ``Session.push``.
+
+Each connection may send ``ws_messages_burst`` frames at once and
+``ws_messages_per_sec`` sustained (a token bucket). A frame over that is not
+done: it is answered with a ``rate_limited`` error frame (with the frame's
+``ref`` and ``retry_after_ms``) and the connection stays open, so a client
+that slows down carries on where it was.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from chorus.common.ids import new_id
+from chorus.common.ratelimit import Rate, TokenBucket
 
-from .errors import ApiError, BadJson, NotMember, Unauthenticated, UnknownOp
+from .errors import ApiError, BadJson, NotMember, RateLimited, Unauthenticated, UnknownOp
 from .frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, encode, group_states,
                      message_payload, parse_client_frame, text_frame)
 from .http_api import DEPS
@@ -100,17 +108,22 @@ async def _authenticate(ws: web.WebSocketResponse, deps) -> dict | None:
 
 
 async def _relay(ws: web.WebSocketResponse, session: Session, deps) -> None:
-    max_text_chars = deps.settings.max_text_chars
+    settings = deps.settings
+    max_text_chars = settings.max_text_chars
+    rate = Rate(per_sec=settings.ws_messages_per_sec, burst=settings.ws_messages_burst)
+    bucket = TokenBucket(rate, time.monotonic())
     async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            data = msg.data
-        elif msg.type == WSMsgType.BINARY:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            break  # ERROR (aiohttp has already closed, e.g. 1009 for a frame too large)
+        wait = bucket.take(time.monotonic())
+        if wait:
+            session.push(_error(_rate_limited(msg.data, wait, rate, max_text_chars)))
+            continue
+        if msg.type == WSMsgType.BINARY:
             session.push(_error(BadJson("binary frames are not accepted; send JSON text")))
             continue
-        else:  # ERROR (aiohttp has already closed, e.g. 1009 for a frame too large)
-            break
         try:
-            frame = parse_client_frame(data, max_text_chars=max_text_chars)
+            frame = parse_client_frame(msg.data, max_text_chars=max_text_chars)
             if isinstance(frame, ResumeFrame):
                 await _resume(frame, session, deps)
             elif isinstance(frame, SendFrame):
@@ -184,10 +197,25 @@ async def _read(frame: ReadFrame, session: Session, deps) -> None:
         "op": "read", "group": frame.group, "seq": read_seq, "unread": max(0, last_seq - read_seq)})))
 
 
+def _rate_limited(data: str | bytes, wait: float, rate: Rate, max_text_chars: int) -> RateLimited:
+    """The error for a frame over the rate, carrying the frame's ref when it has one."""
+    ref = None
+    if isinstance(data, str):
+        try:
+            frame = parse_client_frame(data, max_text_chars=max_text_chars)
+            ref = getattr(frame, "ref", None)
+        except ApiError as exc:
+            ref = exc.ref
+    return RateLimited(f"too many frames: at most {rate.burst} at once and {rate.per_sec:g} a second; "
+                       "this one was not done", retry_after_secs=wait, ref=ref)
+
+
 def _error(exc: ApiError) -> bytes:
     body = {"op": "error", "code": exc.code, "message": exc.message}
     if exc.ref is not None:
         body["ref"] = exc.ref
+    if isinstance(exc, RateLimited) and exc.retry_after_secs is not None:
+        body["retry_after_ms"] = max(1, round(exc.retry_after_secs * 1000))
     return text_frame(encode(body))
 
 

@@ -1,0 +1,193 @@
+"""Every limit, as a person or a script hitting it would notice, on a stack of its own
+whose limits are small (so the shared stack's tests never meet them).
+
+Each login-limit test connects from its own loopback address (127.0.0.N), so
+the per-address limit of one test is not spent by another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import pytest
+
+from chat import Api, Person, assert_delivered_to, assert_nothing_arrives, unique
+
+WS_PER_SEC, WS_BURST = 2, 5
+LOGIN_FAILURES_PER_IP, LOGIN_FAILURES_PER_ACCOUNT = 6, 3
+MEMBERS_PER_GROUP, GROUPS_PER_ACCOUNT = 3, 3
+MAX_TEXT_CHARS, MAX_FRAME_BYTES, MAX_BODY_BYTES = 100, 2048, 1024
+
+LIMITS = {
+    "CHORUS_WS_MESSAGES_PER_SEC": str(WS_PER_SEC),
+    "CHORUS_WS_MESSAGES_BURST": str(WS_BURST),
+    "CHORUS_LOGIN_FAILURES_PER_IP": str(LOGIN_FAILURES_PER_IP),
+    "CHORUS_LOGIN_FAILURES_PER_ACCOUNT": str(LOGIN_FAILURES_PER_ACCOUNT),
+    "CHORUS_LOGIN_FAILURE_WINDOW_SECS": "600",
+    "CHORUS_MAX_MEMBERS_PER_GROUP": str(MEMBERS_PER_GROUP),
+    "CHORUS_MAX_GROUPS_PER_ACCOUNT": str(GROUPS_PER_ACCOUNT),
+    "CHORUS_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
+    "CHORUS_WS_MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
+    "CHORUS_HTTP_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+}
+
+
+@pytest.fixture(scope="module")
+def limited(start_stack):
+    with start_stack(LIMITS) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def api_from(stack, address: str = "127.0.0.1"):
+    """The limited stack's API as seen from ``address`` (any 127.0.0.0/8 address is loopback)."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as http:
+        yield Api(http, stack.base_url)
+
+
+@pytest.fixture
+async def people(limited):
+    async with api_from(limited) as api:
+        async def make(*names):
+            return [await Person.register(api, limited.ws_url, name) for name in names]
+        yield make
+
+
+async def login(api: Api, username: str, password: str):
+    async with api.http.post(api.base_url + "/api/login",
+                             json={"username": username, "password": password}) as response:
+        return response.status, await response.json(), response.headers.get("Retry-After")
+
+
+# messages per second per WebSocket ------------------------------------------------------
+
+async def test_a_page_sending_too_fast_gets_rate_limited_errors_and_stays_connected(people):
+    alice, bob = await people("alice", "bob")
+    group = await alice.create_group()
+    await bob.join(group)
+    page, watcher = await alice.open_page(), await bob.open_page()
+
+    frames = 2 * WS_BURST
+    for n in range(frames):  # back to back: far faster than WS_PER_SEC
+        await page.send({"op": "send", "group": group["id"], "text": f"burst {n}", "ref": f"b{n}"})
+    answers = {}
+    for _ in range(frames):
+        frame = await _ack_or_error(page)
+        answers[frame["ref"]] = frame
+    acked = [ref for ref, f in answers.items() if f["op"] == "ack"]
+    refused = [f for f in answers.values() if f["op"] == "error"]
+    assert len(answers) == frames, "every frame is answered, under its own ref"
+    assert WS_BURST <= len(acked) <= WS_BURST + 1, "the burst passes (plus what refilled meanwhile)"
+    assert refused and all(f["code"] == "rate_limited" and f["retry_after_ms"] > 0 for f in refused), refused
+    for ref in acked:
+        await watcher.expect("message", group=group["id"], text=f"burst {ref[1:]}")
+    await assert_nothing_arrives(watcher)  # the refused ones were not posted
+
+    await asyncio.sleep(max(f["retry_after_ms"] for f in refused) / 1000)
+    await page.send({"op": "ping"})
+    await page.expect("pong")
+    await page.post_and_ack(group, "after waiting")
+    await assert_delivered_to([watcher], group, "after waiting")
+
+
+async def _ack_or_error(page) -> dict:
+    """The next ack or error frame; the page's own messages are skipped."""
+    while True:
+        frame = await page.next_frame()
+        if frame["op"] in ("ack", "error"):
+            return frame
+
+
+# members per group, groups per account -------------------------------------------------
+
+async def test_a_full_group_refuses_one_more_member_until_someone_leaves(people):
+    owner, *others, late = await people(*["member"] * MEMBERS_PER_GROUP, "late")
+    group = await owner.create_group()
+    for person in others:
+        await person.join(group)
+    status, body = await late.api.call("POST", f"/api/groups/{group['id']}/join", token=late.token)
+    assert status == 409, body
+    assert body["error"] == {"code": "failed_precondition",
+                             "message": f"group has reached {MEMBERS_PER_GROUP} members"}
+    await others[0].leave(group)
+    assert (await late.join(group))["id"] == group["id"]
+
+
+async def test_an_account_in_too_many_groups_can_neither_create_nor_join_another(people):
+    busy, other = await people("busy", "other")
+    for _ in range(GROUPS_PER_ACCOUNT):
+        await busy.create_group()
+    elsewhere = await other.create_group()
+    expected = {"code": "failed_precondition",
+                "message": f"an account may join at most {GROUPS_PER_ACCOUNT} groups"}
+    status, body = await busy.api.call("POST", "/api/groups", json={"name": unique("one more")},
+                                       token=busy.token)
+    assert (status, body["error"]) == (409, expected)
+    status, body = await busy.api.call("POST", f"/api/groups/{elsewhere['id']}/join", token=busy.token)
+    assert (status, body["error"]) == (409, expected)
+
+
+# failed logins --------------------------------------------------------------------------
+
+async def test_failed_logins_to_one_account_lock_it_for_a_while_even_with_the_right_password(limited):
+    async with api_from(limited, "127.0.0.3") as api:
+        victim = await Person.register(api, limited.ws_url, "victim")
+        bystander = await Person.register(api, limited.ws_url, "bystander")
+        for _ in range(LOGIN_FAILURES_PER_ACCOUNT):
+            status, body, _ = await login(api, victim.username, "wrong password!")
+            assert (status, body["error"]["code"]) == (401, "unauthenticated")
+        status, body, retry_after = await login(api, victim.username.upper(), victim.password)
+        assert (status, body["error"]["code"]) == (429, "rate_limited"), body
+        assert retry_after is not None and int(retry_after) >= 1
+        assert (await login(api, bystander.username, bystander.password))[0] == 200, "other accounts log in"
+        status, _ = await api.call("GET", "/api/me", token=victim.token)
+        assert status == 200, "a token issued before keeps working"
+
+
+async def test_failed_logins_from_one_address_are_limited_there_only(limited):
+    async with api_from(limited, "127.0.0.4") as api:
+        people = [await Person.register(api, limited.ws_url, "guessed") for _ in range(LOGIN_FAILURES_PER_IP)]
+        for person in people:  # one failure per account: the per-account limit is never reached
+            assert (await login(api, person.username, "wrong password!"))[0] == 401
+        status, body, retry_after = await login(api, people[0].username, people[0].password)
+        assert (status, body["error"]["code"]) == (429, "rate_limited"), body
+        assert int(retry_after) >= 1
+    async with api_from(limited, "127.0.0.5") as elsewhere:
+        assert (await login(elsewhere, people[0].username, people[0].password))[0] == 200
+
+
+async def test_successful_logins_do_not_count(limited):
+    async with api_from(limited, "127.0.0.6") as api:
+        person = await Person.register(api, limited.ws_url, "regular")
+        for _ in range(LOGIN_FAILURES_PER_IP + LOGIN_FAILURES_PER_ACCOUNT):
+            assert (await login(api, person.username, person.password))[0] == 200
+
+
+# sizes (the settings are read and enforced) ---------------------------------------------
+
+async def test_text_over_the_limit_is_refused_and_the_page_goes_on(people):
+    (alice,) = await people("alice")
+    group = await alice.create_group()
+    page = await alice.open_page()
+    await page.send({"op": "send", "group": group["id"], "text": "x" * (MAX_TEXT_CHARS + 1), "ref": "long"})
+    error = await page.expect("error", ref="long")
+    assert error["code"] == "too_large" and str(MAX_TEXT_CHARS) in error["message"]
+    assert (await page.post_and_ack(group, "x" * MAX_TEXT_CHARS))["group"] == group["id"]
+
+
+async def test_a_frame_over_the_limit_closes_the_socket_with_1009(people):
+    (alice,) = await people("alice")
+    page = await alice.open_page()
+    await page.send({"op": "ping", "pad": "x" * MAX_FRAME_BYTES})
+    code, _ = await page.closed()
+    assert code == 1009
+
+
+async def test_a_body_over_the_limit_gets_413(limited):
+    async with api_from(limited) as api:
+        status, body = await api.call("POST", "/api/register", data=b"{" + b" " * MAX_BODY_BYTES + b"}",
+                                      headers={"Content-Type": "application/json"})
+    assert (status, body["error"]["code"]) == (413, "too_large")

@@ -36,3 +36,10 @@ def assert_serving(channel: grpc.Channel, service: str) -> None:
     for name in [service, ""]:
         reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT_SECS)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+def call_without_stubs(address: str, service: str, method: str, **fields):
+    """One unary call of ``service/method`` at ``address`` with ``fields``, stubs learned by reflection."""
+    with grpc.insecure_channel(address) as channel:
+        rpc, request_class = method_without_stubs(channel, service, method)
+        return rpc(request_class(**fields), timeout=TIMEOUT_SECS)

@@ -1,0 +1,125 @@
+"""The compose stack (compose.yaml, as an operator runs it) for end-to-end tests.
+
+Started once per test session under a private project name, on free loopback
+ports, with throw-away secrets; torn down with its volumes afterwards. Needs a
+Docker engine, a compose command and the base images: ./run-tests sets them
+up (scripts/docker-setup.sh) where it may. Without them these tests skip,
+except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from chat import Api
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+UP_TIMEOUT_SECS = 600      # includes building the images the first time
+HEALTHY_TIMEOUT_SECS = 120
+
+
+def compose_command() -> list[str] | None:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                 capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def _why_not_runnable() -> str | None:
+    command = compose_command()
+    if command is None:
+        return "no docker compose command (run scripts/docker-setup.sh)"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "no Docker engine answers (run scripts/docker-setup.sh)"
+    return None
+
+
+@dataclass
+class ComposeStack:
+    command: list[str]
+    env: dict
+    ports: dict
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    def ws_url(self, via: str = "http") -> str:
+        return f"ws://127.0.0.1:{self.ports[via]}/ws"
+
+    def run(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.command, *args], cwd=ROOT, env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=check)
+
+    def wait_healthy(self, *names: str, timeout: float = HEALTHY_TIMEOUT_SECS) -> None:
+        """Until every named endpoint answers /healthz (bounded)."""
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            if time.monotonic() > deadline:
+                logs = self.run("logs", "--tail=40", check=False).stdout
+                raise AssertionError(f"not healthy within {timeout} s: {pending}\n{logs}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[pending[0]]}/healthz",
+                                            timeout=2) as response:
+                    if response.status == 200:
+                        pending.pop(0)
+                        continue
+            except OSError:
+                pass
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
+    problem = _why_not_runnable()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"compose tests cannot run under CI: {problem}")
+        pytest.skip(problem)
+    secrets_dir = tmp_path_factory.mktemp("secrets")
+    (secrets_dir / "token_key").write_text(secrets.token_hex(32))
+    (secrets_dir / "db_password").write_text(secrets.token_hex(24))
+    for path in secrets_dir.iterdir():
+        path.chmod(0o644)  # the services run as uid 10001 and read them through bind mounts
+    ports = {"http": free_port(), "webgate-a": free_port(), "webgate-b": free_port(),
+             "membership": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    env.update({
+        "COMPOSE_PROJECT_NAME": f"chorustest{secrets.token_hex(4)}",
+        "COMPOSE_FILE": os.pathsep.join([str(ROOT / "compose.yaml"),
+                                         str(ROOT / "tests/compose/compose.test.yaml")]),
+        "CHORUS_SECRETS_DIR": str(secrets_dir),
+        "CHORUS_HTTP_PORT": str(ports["http"]),
+        "CHORUS_TEST_WEBGATE_A_PORT": str(ports["webgate-a"]),
+        "CHORUS_TEST_WEBGATE_B_PORT": str(ports["webgate-b"]),
+        "CHORUS_TEST_MEMBERSHIP_PORT": str(ports["membership"]),
+    })
+    stack = ComposeStack(compose_command(), env, ports)
+    try:
+        stack.run("up", "-d", "--build", timeout=UP_TIMEOUT_SECS)
+        stack.wait_healthy("webgate-a", "webgate-b", "http")
+        yield stack
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"compose up failed:\n{exc.stdout}\n{exc.stderr}") from None
+    finally:
+        stack.run("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180, check=False)
+
+
+@pytest.fixture
+async def compose_api(compose_stack) -> Iterator[Api]:
+    async with aiohttp.ClientSession() as http:
+        yield Api(http, compose_stack.base_url)

@@ -42,7 +42,9 @@ SERVER_CPU, GENERATOR_CPU = 0, 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PEER_START_TIMEOUT_SECS = 30
 STOP_GRACE_SECS = 15
-REST_SECS = 1.0  # between steps, so one step's tail does not land in the next one's CPU
+SETTLE_MAX_SECS = 30.0  # between runs: wait until the servers are idle (an overloaded one drains its backlog)
+SETTLE_IDLE_CPU = 0.10  # ... that is, under 10% of a CPU over half a second
+RAMP_PATIENCE = 2  # the ramp stops after this many failing steps in a row (one can be a scheduling hiccup)
 # The webgate's per-socket flood limit (20 frames/s) would cap a sender long before the server is
 # loaded; the started stack lifts it, so the ramp measures fan-out rather than the limiter.
 UNTHROTTLED = {"CHORUS_WS_MESSAGES_PER_SEC": "1000000", "CHORUS_WS_MESSAGES_BURST": "1000000"}
@@ -81,6 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not pin servers and generator to separate CPUs")
     p.add_argument("--setup-concurrency", type=int, default=fanout.SETUP_CONCURRENCY,
                    help="parallel HTTP calls while registering users (argon2 bounds it)")
+    p.add_argument("--profile", metavar="DIR", help="one more fixed-rate run of Chorus, under py-spy; output to DIR")
     p.add_argument("--json", metavar="FILE", help="also write every raw figure to FILE")
     args = p.parse_args(argv)
     for name in ("users", "groups", "groups_per_user", "senders", "repeat", "setup_concurrency"):
@@ -340,12 +343,66 @@ def start_peer(key: str, args, exits: contextlib.ExitStack) -> System:
 
 # ---------------------------------------------------------------- measuring
 
+def start_profilers(system: System, args) -> list[tuple[str, subprocess.Popen, Path]]:
+    """py-spy (raw collapsed stacks with native frames, 100 Hz) on every Chorus service."""
+    out_dir = Path(args.profile)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    py_spy = ensure_peers_venv().parent / "py-spy"
+    profilers = []
+    for pid in system.pids:
+        name = label(pid).replace("chorus ", "")
+        if name in ("up", "chorus"):
+            continue
+        out = out_dir / f"{name}.txt"
+        command = [str(py_spy), "record", "--pid", str(pid), "--duration", str(int(args.duration + 1)),
+                   "--rate", "100", "--native", "--format", "raw", "--output", str(out)]
+        profilers.append((name, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                 preexec_fn=on_cpu(GENERATOR_CPU if args.pin else None)), out))
+    return profilers
+
+
+IDLE_LEAVES = ("epoll_wait", "epoll_pwait", "poll ", "select ", "pthread_cond_wait", "pthread_cond_timedwait",
+               "__futex_abstimed_wait", "futex_wait", "syscall ", "clock_nanosleep", "nanosleep", "__select")
+
+
+def finish_profilers(profilers, top: int = 15) -> None:
+    """Wait for py-spy; write NAME-top.txt: the functions with the most busy samples, self and total
+    (with native frames py-spy also samples threads waiting in epoll and the like: those are left out)."""
+    for name, process, out in profilers:
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            continue
+        if not out.exists():
+            log(f"profile of {name}: py-spy wrote nothing")
+            continue
+        own, total, samples = {}, {}, 0
+        for line in out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames, n = stack.split(";"), int(count)
+            if frames[-1].startswith(IDLE_LEAVES):
+                continue
+            samples += n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+            for frame in set(frames):
+                total[frame] = total.get(frame, 0) + n
+        lines = [f"{name}: {samples} busy samples at 100 Hz", "", "self %  function"]
+        lines += [f"{100 * n / samples:5.1f}  {f}" for f, n in sorted(own.items(), key=lambda x: -x[1])[:top]]
+        lines += ["", "total %  function"]
+        lines += [f"{100 * n / samples:5.1f}  {f}" for f, n in sorted(total.items(), key=lambda x: -x[1])[:top * 2]]
+        (out.parent / f"{name}-top.txt").write_text("\n".join(lines) + "\n")
+        log(f"profile of {name} in {out.parent / (name + '-top.txt')}")
+
+
 def measure(system: System, generator: Generator, args, step: int, rate: float, kind: str, rep: int) -> dict:
+    profilers = start_profilers(system, args) if kind == "profiled" else []
     before = {pid: cpu_secs(pid) for pid in system.pids}
     gen_before = generator.cpu()
     res = generator.command(args.duration + args.drain + 60, cmd="run", step=step, rate=rate,
                             duration=args.duration, drain=args.drain)
     per_process = {pid: cpu_secs(pid) - before[pid] for pid in system.pids}
+    finish_profilers(profilers)
     res.update(system=system.key, kind=kind, rep=rep, rate=rate, gen_cpu=generator.cpu() - gen_before,
                server_cpu=sum(per_process.values()) if system.pids else None)
     res["loss"] = res["expected"] - res["delivered"]
@@ -357,8 +414,20 @@ def measure(system: System, generator: Generator, args, step: int, rate: float, 
     log(f"{system.key} {kind} R={rate:g}: {res['delivered']}/{res['expected']} delivered, "
         f"{res['deliveries_per_s']:,.0f}/s, p99 {res['p99']} ms, server CPU {res['server_cpu']}, "
         f"gen CPU {res['gen_cpu']:.2f}s {'ok' if res['ok'] else 'FAIL'}")
-    time.sleep(REST_SECS)
+    settle(system)
     return res
+
+
+def settle(system: System) -> None:
+    """Wait (bounded) until the server processes are idle, so one run's backlog stays out of the next."""
+    deadline = time.monotonic() + SETTLE_MAX_SECS
+    before = sum(cpu_secs(pid) for pid in system.pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = sum(cpu_secs(pid) for pid in system.pids)
+        if now - before < SETTLE_IDLE_CPU * 0.5:
+            return
+        before = now
 
 
 def bench_system(system: System, args, exits: contextlib.ExitStack) -> tuple[list[dict], dict]:
@@ -376,13 +445,15 @@ def bench_system(system: System, args, exits: contextlib.ExitStack) -> tuple[lis
         for rep in range(args.repeat):
             step += 1
             rows.append(measure(system, generator, args, step, args.rate, "fixed", rep))
-            rate = args.ramp_start
-            while not args.no_ramp and rate <= args.ramp_max:  # bounded by --ramp-max
+            rate, failed = args.ramp_start, 0
+            while not args.no_ramp and rate <= args.ramp_max and failed < RAMP_PATIENCE:  # bounded by --ramp-max
                 step += 1
                 rows.append(measure(system, generator, args, step, rate, "ramp", rep))
-                if not rows[-1]["ok"]:
-                    break
+                failed = 0 if rows[-1]["ok"] else failed + 1
                 rate *= 2
+        if args.profile and system.key == "chorus":  # an extra run: sampling slows the servers down
+            step += 1
+            rows.append(measure(system, generator, args, step, args.rate, "profiled", 0))
         processes = {pid: {"process": label(pid), "cpu": cpu_secs(pid) - cpu0[pid],
                            "peak_rss_mib": status_mib(pid, "VmHWM")} for pid in system.pids}
         return rows, processes
@@ -428,7 +499,9 @@ def summarize(rows: list[dict], processes: dict, key: str, args) -> dict:
             "fixed_deliveries_per_s": pick("deliveries_per_s"), "fixed_p50": pick("p50"), "fixed_p99": pick("p99"),
             "fixed_loss": pick("loss"), "cpu_us_per_delivery": pick("cpu_us_per_delivery"),
             "gen_cpu": pick("gen_cpu"), "fixed_secs": pick("active_secs"),
-            "peak_rss_mib": sum(p["peak_rss_mib"] for p in processes.values()) if processes else None}
+            "peak_rss_mib": sum(p["peak_rss_mib"] for p in processes.values()) if processes else None,
+            "peak_rss_no_auth_mib": sum(p["peak_rss_mib"] for p in processes.values() if p["process"] != "chorus auth")
+            if processes else None}
 
 
 def report(args, rows, processes_by_system, summaries, conn) -> None:
@@ -448,6 +521,7 @@ def report(args, rows, processes_by_system, summaries, conn) -> None:
         (f"server CPU µs per delivery at R={args.rate:g}", "cpu_us_per_delivery", ".2f"),
         (f"generator CPU s at R={args.rate:g} (run s)", "gen_cpu", ".2f"),
         ("peak RSS of the server processes (MiB)", "peak_rss_mib", ",.0f"),
+        ("... without Chorus's auth (argon2 during set-up) (MiB)", "peak_rss_no_auth_mib", ",.0f"),
     ]
     for title, name, spec in lines:
         values = [summaries[k][name] for k in keys]
@@ -461,8 +535,8 @@ def report(args, rows, processes_by_system, summaries, conn) -> None:
                 a, b = summaries["chorus"][name], summaries[k][name]
                 ratios.append(f"{a / b:.2f}x" if a is not None and b else "–")
         print("| " + " | ".join([title] + cells + ratios) + " |")
-    if args.repeat > 1:
-        print(f"\nMedians of {args.repeat} repetitions.")
+    print("\nRatios are Chorus ÷ peer: above 1 is better for deliveries/s, below 1 is better for latency, "
+          "CPU and RSS." + (f" Medians of {args.repeat} repetitions." if args.repeat > 1 else ""))
 
     print("\n### Every run\n")
     print("| system | rep | run | R msgs/s | sent / acked / errors | deliveries expected / received | loss | deliveries/s "

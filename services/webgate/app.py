@@ -19,10 +19,14 @@ from .http_api import DEPS, error_middleware, routes
 from .hub import Hub
 from .ws import websocket
 
-__all__ = ["Deps", "create_app", "STATIC_DIR"]
+__all__ = ["Deps", "create_app", "STATIC_DIR", "OPENAPI_PATH"]
 
 STATIC_DIR = Path(__file__).parent / "static"
-STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/app.js": "app.js"}
+# The OpenAPI 3 description of the HTTP API is kept by hand beside the page;
+# tests/webgate/test_openapi.py holds it to the routes registered here.
+STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/app.js": "app.js",
+                "/api/openapi.json": "openapi.json"}
+OPENAPI_PATH = STATIC_DIR / "openapi.json"
 
 
 @dataclass
@@ -83,7 +87,8 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 
 def _static(path: Path):
-    content_type = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}[path.suffix]
+    content_type = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
+                    ".json": "application/json"}[path.suffix]
 
     async def handler(_request: web.Request) -> web.Response:
         return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",

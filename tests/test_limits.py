@@ -31,6 +31,7 @@ LIMITS = {
     "CHORUS_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
     "CHORUS_WS_MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
     "CHORUS_HTTP_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+    "CHORUS_TRUSTED_PROXIES": "127.0.0.7",  # plays a reverse proxy in the test below
 }
 
 
@@ -56,8 +57,9 @@ async def people(limited):
         yield make
 
 
-async def login(api: Api, username: str, password: str):
-    async with api.http.post(api.base_url + "/api/login",
+async def login(api: Api, username: str, password: str, *, forwarded_for: str | None = None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    async with api.http.post(api.base_url + "/api/login", headers=headers,
                              json={"username": username, "password": password}) as response:
         return response.status, await response.json(), response.headers.get("Retry-After")
 
@@ -157,6 +159,27 @@ async def test_failed_logins_from_one_address_are_limited_there_only(limited):
         assert int(retry_after) >= 1
     async with api_from(limited, "127.0.0.5") as elsewhere:
         assert (await login(elsewhere, people[0].username, people[0].password))[0] == 200
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_address_is_limited(limited):
+    async with api_from(limited, "127.0.0.7") as proxy:
+        people = [await Person.register(proxy, limited.ws_url, "proxied") for _ in range(LOGIN_FAILURES_PER_IP)]
+        for person in people:
+            assert (await login(proxy, person.username, "wrong password!", forwarded_for="198.51.100.1"))[0] == 401
+        status, _, _ = await login(proxy, people[0].username, people[0].password, forwarded_for="198.51.100.1")
+        assert status == 429
+        status, _, _ = await login(proxy, people[0].username, people[0].password, forwarded_for="198.51.100.2")
+        assert status == 200, "another client behind the same proxy is not held back"
+
+
+async def test_an_untrusted_peer_cannot_dodge_the_limit_with_x_forwarded_for(limited):
+    async with api_from(limited, "127.0.0.8") as api:
+        people = [await Person.register(api, limited.ws_url, "dodger") for _ in range(LOGIN_FAILURES_PER_IP)]
+        for n, person in enumerate(people):
+            status, _, _ = await login(api, person.username, "wrong password!", forwarded_for=f"192.0.2.{n}")
+            assert status == 401
+        status, _, _ = await login(api, people[0].username, people[0].password, forwarded_for="192.0.2.200")
+        assert status == 429
 
 
 async def test_successful_logins_do_not_count(limited):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from chorus.broker.config import DEFAULT_MAX_TEXT_CHARS, DEFAULT_PUB, DEFAULT_ROUTER
 from chorus.common.config import add_flag, parse_host_port, positive
@@ -36,6 +37,9 @@ class Settings:
     ws_messages_burst: int = 50            # ... and at once
     login_failures_per_ip: int = 30        # failed logins from one address per window (more: 429)
     login_failure_window_secs: float = 300.0
+    # Peers whose X-Forwarded-For names the client (reverse proxies): the per-address login
+    # limit then counts the client's address, not the proxy's.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     shutdown_grace_secs: float = 5.0
 
 
@@ -67,6 +71,8 @@ _FLAGS = (
      "failed logins from one IP address per window"),
     ("--login-failure-window-secs", "CHORUS_LOGIN_FAILURE_WINDOW_SECS", _D.login_failure_window_secs,
      "the window of the failed-login limits"),
+    ("--trusted-proxies", "CHORUS_TRUSTED_PROXIES", "",
+     "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed"),
 )
 _ENV = {flag: var for flag, var, _, _ in _FLAGS}  # so errors can name both
 # Flags that are a number > 0, of the type of their Settings field.
@@ -97,7 +103,15 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         membership_address=args.membership,
         broker_router=args.broker_router,
         broker_pub=args.broker_pub,
+        trusted_proxies=_networks(args.trusted_proxies, name=_name("--trusted-proxies")),
         **{_field(flag): positive(getattr(args, _field(flag)), name=_name(flag),
                                   kind=type(getattr(_D, _field(flag))))
            for flag in _NUMBERS},
     )
+
+
+def _networks(value: str, *, name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None

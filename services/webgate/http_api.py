@@ -8,6 +8,7 @@ INVALID_ARGUMENT with a message we pass on. Every error leaves through
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 
@@ -18,7 +19,7 @@ from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, Ra
                      Unauthenticated)
 from .frames import MAX_ID_CHARS, MAX_SEQ, group_states, message_json
 
-__all__ = ["routes", "error_middleware", "json_response", "DEPS"]
+__all__ = ["routes", "error_middleware", "json_response", "DEPS", "client_address"]
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ async def login(request: web.Request) -> web.Response:
     account in the auth service (shared by every gateway); each answers 429 with Retry-After."""
     deps = request.app[DEPS]
     username, password = _fields(await _body(request), ("username", "password"))
-    address = request.remote or "unknown"
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             deps.settings.trusted_proxies)
     wait = deps.login_limiter.take(address, time.monotonic())
     if wait:
         raise RateLimited("too many failed logins from your address; try again later", retry_after_secs=wait)
@@ -131,6 +133,25 @@ async def login(request: web.Request) -> web.Response:
         raise
     deps.login_limiter.give_back(address, time.monotonic())  # only failures count
     return json_response({"token": token, "user": user, "expires_at": expires_at})
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies) -> str:
+    """Who is asking: the peer, unless it is a trusted proxy; then, walking X-Forwarded-For from
+    the right (each proxy appends the address it heard from), the first address that is not a
+    trusted proxy. Left of that, anything may be forged by the client, so it is never read."""
+    address = peer or "unknown"
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+    while hops and _is_trusted(address, trusted_proxies):
+        address = hops.pop()
+    return address
+
+
+def _is_trusted(address: str, trusted_proxies) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted_proxies)
 
 
 @routes.post("/api/logout")

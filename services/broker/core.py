@@ -45,6 +45,7 @@ __all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE
            "DEFAULT_HISTORY_PAGE", "MAX_SENDER_NAME_CHARS", "SYSTEM_SENDER_ID"]
 
 log = logging.getLogger(__name__)
+MAX_SEQ = 2**63 - 1
 
 MAX_ID_CHARS = 64
 MAX_GROUPS_PER_REQUEST = 1000
@@ -110,6 +111,9 @@ class BrokerCore:
             return self._handlers[kind](identity, request.request_id, getattr(request, kind))
         except BrokerError as exc:
             return [failure(identity, request.request_id, exc)]
+        except Exception:  # a bug of ours: answer this request, keep serving everyone
+            log.exception("%s request failed unexpectedly", kind)
+            return [failure(identity, request.request_id, BrokerError("internal error in the broker"))]
 
     def handle_subscription(self, message: bytes) -> list[Output]:
         """An XPUB message: b"\\x01" + topic subscribes, b"\\x00" + topic unsubscribes."""
@@ -222,6 +226,9 @@ class BrokerCore:
     def _history(self, identity: bytes, request_id: int, history) -> list[Output]:
         _check_id(history.group_id, "group_id")
         after_seq = history.after_seq if history.HasField("after_seq") else None
+        for seq in (history.before_seq, after_seq or 0):
+            if seq > MAX_SEQ:  # uint64 on the wire; the store holds signed 64-bit integers
+                raise BadRequest(f"a seq is at most {MAX_SEQ}")
         if history.before_seq and after_seq is not None:
             raise BadRequest("give before_seq or after_seq, not both")
         limit = min(history.limit or DEFAULT_HISTORY_PAGE, self._max_history_page)

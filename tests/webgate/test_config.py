@@ -1,0 +1,41 @@
+"""Webgate settings: every flag has an environment variable, a default from Settings, and
+a bad value is refused naming both."""
+
+from __future__ import annotations
+
+import argparse
+from ipaddress import ip_network
+
+import pytest
+
+from chorus.webgate.config import Settings, add_arguments, settings_from_args
+
+
+def settings(argv=(), env=None) -> Settings:
+    env = env or {}
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, env)
+    return settings_from_args(parser.parse_args(list(argv)), env)
+
+
+def test_defaults_are_the_settings_defaults():
+    assert settings() == Settings()
+
+
+def test_the_limits_come_from_the_environment_or_flags():
+    got = settings(["--ws-messages-burst", "7"], {
+        "CHORUS_WS_MESSAGES_PER_SEC": "2.5", "CHORUS_LOGIN_FAILURES_PER_IP": "3",
+        "CHORUS_LOGIN_FAILURE_WINDOW_SECS": "60", "CHORUS_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
+        "CHORUS_WS_MESSAGES_BURST": "99"})
+    assert (got.ws_messages_per_sec, got.ws_messages_burst) == (2.5, 7), "the flag wins over the variable"
+    assert (got.login_failures_per_ip, got.login_failure_window_secs) == (3, 60.0)
+    assert got.trusted_proxies == (ip_network("10.0.0.0/8"), ip_network("::1"))
+
+
+@pytest.mark.parametrize("var, value", [
+    ("CHORUS_WS_MESSAGES_PER_SEC", "0"), ("CHORUS_WS_MESSAGES_BURST", "lots"),
+    ("CHORUS_LOGIN_FAILURES_PER_IP", "-1"), ("CHORUS_TRUSTED_PROXIES", "10.0.0.0/33"),
+])
+def test_a_bad_value_names_the_flag_and_the_variable(var, value):
+    with pytest.raises(ValueError, match=var):
+        settings(env={var: value})

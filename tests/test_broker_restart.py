@@ -4,10 +4,12 @@ again by themselves and the open pages go on sending and receiving."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import aiohttp
 
 from chat import Api, Person, assert_delivered_to
+from generic_grpc import call_without_stubs
 
 RECOVERY_SECS = 15  # heartbeat 1 s + reconnect; generous for a loaded CI machine
 
@@ -36,6 +38,33 @@ async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(servi
         assert frame["seq"] == 2, "the group's sequence continues from the stored messages"
         history = await api.ok("GET", f"/api/groups/{group['id']}/messages", token=bob.token)
         assert [m["text"] for m in history["messages"]] == ["after", "before"]
+
+
+async def test_a_page_that_stays_open_gets_what_the_new_broker_sent_before_its_gateway_was_back(services):
+    """The gateway's subscriptions reach a restarted broker only after it reconnects;
+    what was published before then is caught up from history, with no resume by the page."""
+    started, base_url = services
+    async with aiohttp.ClientSession() as http:
+        _api, group, alice_page, bob_page = await two_members_online(http, base_url)
+        await alice_page.post_and_ack(group, "before")
+        await assert_delivered_to([bob_page], group, "before")
+
+        gateway = started["webgate"].process
+        gateway.send_signal(signal.SIGSTOP)  # it cannot reconnect or subscribe until SIGCONT
+        try:
+            started["broker"].kill()
+            started["broker"].start()
+            args = started["broker"].args
+            reply = await asyncio.to_thread(
+                call_without_stubs, args[args.index("--grpc-listen") + 1], "chorus.messages.v1.Messages",
+                "PostMessage", group_id=group["id"], sender_name="Billing", text="while the gateway was away")
+        finally:
+            gateway.send_signal(signal.SIGCONT)
+        frames = [await page.expect("message", timeout=RECOVERY_SECS, text="while the gateway was away")
+                  for page in (alice_page, bob_page)]
+        assert [f["seq"] for f in frames] == [reply.seq, reply.seq] == [2, 2]
+        await alice_page.post_and_ack(group, "after")
+        await assert_delivered_to([alice_page, bob_page], group, "after")
 
 
 async def two_members_online(http, base_url: str):

@@ -11,6 +11,13 @@ Resume: while a session replays what it missed (``hold_live`` ..
 ``release_live``), its live frames are held, then released in order minus
 those the replay already sent, so the page sees each seq once and in order.
 The fan-out loop pays for this only while some session is resuming.
+
+Broker restart: live sessions are registered again, and then each group is
+caught up from the broker's history above the newest seq this gateway has fanned
+out (messages the new broker published before our subscriptions reached it),
+holding that group's live messages meanwhile. A page whose connection never
+dropped therefore misses nothing either. Per group, not per session: one int
+per group is kept, and a seq at or below it is never fanned out twice.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ __all__ = ["Hub"]
 
 log = logging.getLogger(__name__)
 
+CATCH_UP_PAGE = 100
+CATCH_UP_MAX_PAGES = 10  # more missed than this in one group: its pages get "reset" instead
+
 
 class Hub:
     def __init__(self, broker: BrokerClient) -> None:
@@ -40,11 +50,15 @@ class Hub:
         self._registered: set[Session] = set()
         # session -> live frames held while it resumes: (group, seq, frame)
         self._held: dict[Session, list[tuple[str, int, bytes]]] = {}
+        # subscribed group -> newest seq fanned out here (or stored when first subscribed)
+        self._last_seq: dict[str, int] = {}
+        # group -> live deliveries held while it is caught up after a broker restart
+        self._catching_up: dict[str, list[broker_pb2.Delivery]] = {}
         self._events: asyncio.Queue[broker_pb2.MembershipEvent] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
         broker.on_delivery = self._deliver
         broker.on_event = self._events.put_nowait
-        broker.on_fresh = self._register_all
+        broker.on_fresh = self._broker_restarted
 
     async def start(self) -> None:
         await self.broker.start()
@@ -59,13 +73,19 @@ class Hub:
 
     # sessions ---------------------------------------------------------------
 
-    async def register(self, session: Session) -> None:
+    async def register(self, session: Session, last_seqs: dict[str, int] | None = None) -> None:
         """Subscribe the session's groups and register it with the broker.
 
+        ``last_seqs``: the groups' newest stored seqs, read before this call;
+        they start the catch-up mark of groups this gateway was not yet in.
         The caller then sends ``ready`` and calls ``attach`` with no await in
         between, so every message published after registration reaches it.
         """
-        self._subscribe(self.sessions.acquire(session.groups))
+        newly = self.sessions.acquire(session.groups)
+        for group in newly:
+            if last_seqs and group in last_seqs:
+                self._last_seq[group] = last_seqs[group]
+        self._subscribe(newly)
         try:
             await self.broker.sync()
             await self.broker.open_session(session.id, session.user, session.groups)
@@ -100,12 +120,41 @@ class Hub:
         except ApiError:
             pass  # the broker drops it with the gateway or on restart anyway
 
-    async def _register_all(self) -> None:
+    async def _broker_restarted(self) -> None:
         sessions = self.sessions.all()
-        if sessions:
-            log.info("registering %d sessions with the broker again", len(sessions))
-            await asyncio.gather(*(
-                self.broker.open_session(s.id, s.user, s.groups) for s in sessions))
+        if not sessions:
+            return
+        log.info("registering %d sessions with the broker again", len(sessions))
+        await asyncio.gather(*(self.broker.open_session(s.id, s.user, s.groups) for s in sessions))
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Fan out what the new broker published before our subscriptions reached it."""
+        groups = [g for g in self._last_seq if self.sessions.live(g)]
+        for group in groups:
+            self._catching_up.setdefault(group, [])
+        try:
+            await self.broker.sync()  # from here on, live delivery is complete
+            for group in groups:
+                await self._catch_up_group(group)
+        finally:
+            for group in groups:  # also after a failure: never keep live messages
+                for delivery in self._catching_up.pop(group, ()):
+                    self._fan_out(group, delivery)
+
+    async def _catch_up_group(self, group: str) -> None:
+        for _ in range(CATCH_UP_MAX_PAGES):
+            deliveries, more = await self.broker.history(
+                group, after_seq=self._last_seq.get(group, 0), limit=CATCH_UP_PAGE)
+            for delivery in deliveries:
+                self._fan_out(group, delivery)
+            if not more:
+                return
+        log.warning("group %s missed more than %d messages here; its pages reload it",
+                    group, CATCH_UP_PAGE * CATCH_UP_MAX_PAGES)
+        frame = text_frame(encode({"op": "reset", "group": group}))
+        for session in self.sessions.live(group):
+            session.push(frame)
 
     # fan-out ----------------------------------------------------------------
 
@@ -114,6 +163,18 @@ class Hub:
         if not sessions:
             return
         delivery = broker_pb2.Delivery.FromString(payload)
+        if self._catching_up and group in self._catching_up:
+            self._catching_up[group].append(delivery)
+            return
+        self._fan_out(group, delivery, sessions)
+
+    def _fan_out(self, group: str, delivery: broker_pb2.Delivery, sessions=None) -> None:
+        if delivery.seq <= self._last_seq.get(group, 0):
+            return  # already fanned out (a catch-up overlapping live traffic)
+        self._last_seq[group] = delivery.seq
+        sessions = self.sessions.live(group) if sessions is None else sessions
+        if not sessions:
+            return
         frame = text_frame(message_payload(delivery))
         if self._held:  # someone is resuming: the slow path
             for session in sessions:
@@ -173,4 +234,5 @@ class Hub:
 
     def _unsubscribe(self, groups: list[str]) -> None:
         for group in groups:
+            self._last_seq.pop(group, None)
             self.broker.unsubscribe(group)

@@ -57,7 +57,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                           max_send_buffer_bytes=settings.max_send_buffer_bytes,
                           on_overflow=lambda s: _cut_off(ws, s.transport))
         states = await deps.hub.broker.group_states(user["id"], groups)
-        await deps.hub.register(session)
+        await deps.hub.register(session, {g: last for g, (last, _read) in states.items()})
         # No await between ready and attach: nothing published after
         # registration can slip past this session.
         session.push(text_frame(encode({

@@ -1,0 +1,84 @@
+"""Faults with traffic flowing, on the compose stack: nothing acknowledged is lost,
+every page ends showing exactly the stored history, and posting works again by
+itself within RECOVERY_LIMIT_SECS.
+
+CI runs a short version (one run per fault, light traffic). The full run, whose
+figures are in docs/reliability.md:
+
+    CHORUS_FAULT_FULL=1 CHORUS_FAULT_REPORT=/tmp/faults.jsonl ./run-tests tests/compose/test_faults.py
+    .venv/bin/python -c "import sys, json; sys.path[:0] = ['tests']; \\
+        import faultload; print(faultload.table([json.loads(l) for l in open('/tmp/faults.jsonl')]))"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from faultload import Crowd
+
+pytestmark = pytest.mark.compose
+
+FULL = os.environ.get("CHORUS_FAULT_FULL") == "1"
+# (people, groups, groups per person, senders, msgs/s, seconds down, runs per fault)
+PEOPLE, GROUPS, PER_PERSON, SENDERS, RATE, DOWN_SECS, RUNS = (
+    (200, 20, 2, 20, 200.0, 10.0, 3) if FULL else (40, 8, 2, 8, 40.0, 4.0, 1))
+RECOVERY_LIMIT_SECS = 45.0  # fault over -> every sender posting again
+
+
+def kill_9(stack, service: str):
+    """SIGKILL the Chorus process in ``service``'s container; its restart policy brings it back."""
+    async def inject() -> float:
+        container = (await asyncio.to_thread(stack.run, "ps", "-q", service)).stdout.strip()
+        init_pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        child = subprocess.run(["pgrep", "-P", init_pid], capture_output=True, text=True).stdout.split()
+        os.kill(int(child[0]) if child else int(init_pid), signal.SIGKILL)
+        return time.monotonic()
+    return inject
+
+
+def stop_for(stack, service: str, seconds: float):
+    """Stop ``service`` (SIGTERM, as an operator or an orchestrator does), wait, start it again."""
+    async def inject() -> float:
+        await asyncio.to_thread(stack.run, "stop", "-t", "10", service)
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(stack.run, "start", service)
+        return time.monotonic()
+    return inject
+
+
+FAULTS = {
+    "kill -9 broker": lambda stack: kill_9(stack, "broker"),
+    "kill -9 webgate": lambda stack: kill_9(stack, "webgate-a"),
+    f"stop membership {DOWN_SECS:g} s": lambda stack: stop_for(stack, "membership", DOWN_SECS),
+    f"stop auth {DOWN_SECS:g} s": lambda stack: stop_for(stack, "auth", DOWN_SECS),
+    f"stop database {DOWN_SECS:g} s": lambda stack: stop_for(stack, "postgres", DOWN_SECS),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_a_fault_loses_nothing_acknowledged_and_pages_match_history(fault, compose_stack, compose_api):
+    crowd = await Crowd.gather(compose_api, compose_stack.ws_url("http"),
+                               people=PEOPLE, groups=GROUPS, per_person=PER_PERSON)
+    for _ in range(RUNS):
+        tally = await crowd.run(fault, FAULTS[fault](compose_stack), rate=RATE, senders=SENDERS,
+                                before_secs=2.0, after_secs=3.0, recovery_limit_secs=RECOVERY_LIMIT_SECS)
+        _report(tally.row())
+        assert tally.acked > 0, tally
+        assert tally.lost == 0, f"acknowledged messages lost: {tally}"
+        assert (tally.missing_on_pages, tally.extra_on_pages) == (0, 0), f"pages differ from history: {tally}"
+        for name in ("webgate-a", "webgate-b", "http"):
+            compose_stack.wait_healthy(name)
+
+
+def _report(row: dict) -> None:
+    path = os.environ.get("CHORUS_FAULT_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps(row) + "\n")

@@ -81,6 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also: N idle authenticated sockets to the webgate (RSS per connection), "
                         "then one post to a group of every user, delivered to all N")
     p.add_argument("--no-pin", action="store_true", help="do not pin servers and generator to separate CPUs")
+    p.add_argument("--nice", type=int, default=-15 if os.geteuid() == 0 else 0,
+                   help="nice level of servers and generator during the runs (root: -15, shielding them from "
+                        "other work on the machine; 0 leaves it)")
     p.add_argument("--setup-concurrency", type=int, default=fanout.SETUP_CONCURRENCY,
                    help="parallel HTTP calls while registering users (argon2 bounds it)")
     p.add_argument("--profile", metavar="DIR", help="one more fixed-rate run of Chorus, under py-spy; output to DIR")
@@ -134,12 +137,17 @@ def descendants(root: int) -> list[int]:
     return out
 
 
-def cpu_secs(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far; (0, 0) once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        return 0.0, 0.0
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS  # utime, stime
+
+
+def cpu_secs(pid: int) -> float:
+    return sum(cpu_split(pid))
 
 
 def status_mib(pid: int, key: str) -> float:
@@ -164,11 +172,19 @@ def label(pid: int) -> str:
     return " ".join(Path(w).name for w in words[:2])
 
 
-def pin(pids: list[int], cpu: int) -> None:
+def pin(pids: list[int], cpu: int | None, nice: int) -> None:
+    """Every thread of pids onto cpu (None: leave), at nice level `nice`, and so the autogroup of each
+    (with autogroup scheduling, a session's processes share one weight against other sessions')."""
     for pid in pids:
         for tid in os.listdir(f"/proc/{pid}/task") if Path(f"/proc/{pid}/task").exists() else []:
             with contextlib.suppress(OSError):
-                os.sched_setaffinity(int(tid), {cpu})
+                if cpu is not None:
+                    os.sched_setaffinity(int(tid), {cpu})
+                if nice:
+                    os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+        if nice:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
 def on_cpu(cpu: int | None):
@@ -324,7 +340,7 @@ def start_peer(key: str, args, exits: contextlib.ExitStack) -> System:
         command = ["node", str(NODE_DIR / "sio-server.js"), str(port)]
     else:
         command = [str(ensure_peers_venv()), str(HERE / "pysio_server.py"), str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True,  # like chorus up's
                                preexec_fn=on_cpu(SERVER_CPU if args.pin else None))
     exits.callback(stop, process)
     deadline = time.monotonic() + PEER_START_TIMEOUT_SECS
@@ -381,7 +397,7 @@ def finish_profilers(profilers, top: int = 15) -> None:
         for line in out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             frames, n = stack.split(";"), int(count)
-            if frames[-1].startswith(IDLE_LEAVES):
+            if frames[-1].startswith(IDLE_LEAVES) or any(f.startswith("PyThread_acquire_lock") for f in frames):
                 continue
             samples += n
             own[frames[-1]] = own.get(frames[-1], 0) + n
@@ -438,9 +454,9 @@ def bench_system(system: System, args, exits: contextlib.ExitStack) -> tuple[lis
         if connected["failures"]:
             raise Failed(f"{system.name}: {connected['failures']} sockets failed: {connected['error']}")
         log(f"{system.key}: {connected['sockets']} sockets in {connected['secs']:.1f}s")
-        if args.pin:
-            pin(system.pids, SERVER_CPU)
-        cpu0 = {pid: cpu_secs(pid) for pid in system.pids}
+        pin(system.pids, SERVER_CPU if args.pin else None, args.nice)
+        pin([generator.process.pid, os.getpid()], GENERATOR_CPU if args.pin else None, args.nice)
+        cpu0 = {pid: cpu_split(pid) for pid in system.pids}
         rows, step = [], 0
         for rep in range(args.repeat):
             step += 1
@@ -454,7 +470,8 @@ def bench_system(system: System, args, exits: contextlib.ExitStack) -> tuple[lis
         if args.profile and system.key == "chorus":  # an extra run: sampling slows the servers down
             step += 1
             rows.append(measure(system, generator, args, step, args.rate, "profiled", 0))
-        processes = {pid: {"process": label(pid), "cpu": cpu_secs(pid) - cpu0[pid],
+        processes = {pid: {"process": label(pid), "user": cpu_split(pid)[0] - cpu0[pid][0],
+                           "system": cpu_split(pid)[1] - cpu0[pid][1],
                            "peak_rss_mib": status_mib(pid, "VmHWM")} for pid in system.pids}
         return rows, processes
 
@@ -465,6 +482,7 @@ def connections_scenario(system: System, args, exits: contextlib.ExitStack) -> d
         users = [{**u, "groups": u["groups"] + [system.big_group]} for u in system.users]
         generator = Generator({"kind": "chorus", "url": system.ws_url, "users": users, "senders": 1},
                               GENERATOR_CPU if args.pin else None, gen_exits)
+        pin([generator.process.pid], None, args.nice)
         time.sleep(1)
         rss0 = status_mib(webgate[0], "VmRSS") if webgate else None
         connected = generator.command(120 + args.connections / 20, cmd="connect", sockets=args.connections)
@@ -550,10 +568,11 @@ def report(args, rows, processes_by_system, summaries, conn) -> None:
               f"| {'yes' if r['ok'] else 'no'} |")
 
     print("\n### Server processes (CPU over all runs, peak RSS since start)\n")
-    print("| system | process | CPU s | peak RSS MiB |\n|---|---|---|---|")
+    print("| system | process | CPU s user / system | peak RSS MiB |\n|---|---|---|---|")
     for key, processes in processes_by_system.items():
         for p in processes.values():
-            print(f"| {SYSTEMS[key]} | {p['process']} | {p['cpu']:.1f} | {p['peak_rss_mib']:,.1f} |")
+            print(f"| {SYSTEMS[key]} | {p['process']} | {p['user']:.1f} / {p['system']:.1f} "
+                  f"| {p['peak_rss_mib']:,.1f} |")
 
     if conn:
         print(f"\n### Idle connections: {conn['sockets']} authenticated WebSockets to one webgate\n")

@@ -66,7 +66,8 @@ function onClosed(entry) {
 function connectChorus(user) {
   const WebSocket = require('ws');
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(config.url, { perMessageDeflate: false, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const ws = new WebSocket(config.url, { perMessageDeflate: false, skipUTF8Validation: true,
+                                              handshakeTimeout: CONNECT_TIMEOUT_MS });
     const entry = { user, live: false, ws };
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('ready timeout')); }, CONNECT_TIMEOUT_MS);
     ws.on('open', () => ws.send(JSON.stringify({ op: 'auth', token: user.token })));
@@ -109,7 +110,9 @@ function connectChorus(user) {
 function connectSocketIO(user) {
   const { io } = require('socket.io-client');
   return new Promise((resolve, reject) => {
+    // no permessage-deflate, as for Chorus (aiohttp under python-socketio would compress every frame)
     const socket = io(config.url, { transports: ['websocket'], forceNew: true, reconnection: false,
+                                    perMessageDeflate: false,
                                     timeout: CONNECT_TIMEOUT_MS, auth: { user: user.id, groups: user.groups } });
     const entry = { user, live: false, socket };
     socket.on('ready', () => { entry.live = true; resolve(entry); });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import grpc
 
 from generic_grpc import method_without_stubs
@@ -29,3 +30,15 @@ async def test_a_seq_past_63_bits_is_refused_and_the_broker_keeps_serving(people
         reply = await asyncio.to_thread(call, request(group_id=group["id"], after_seq=0), timeout=5)
     assert [m.text for m in reply.messages] == ["still here"]
     await page.post_and_ack(group, "and the page still posts")
+
+
+async def test_a_refused_first_frame_closes_with_a_valid_reason_whatever_it_quoted(stack, api):
+    """Found by tests/fuzz/test_ws_fuzz.py (full run): the 4001 close reason quotes the bad
+    field and was cut at 120 bytes, sometimes inside a character; a client must fail a
+    connection whose close reason is not UTF-8, so it never saw the 4001."""
+    group_id = "0" * 10 + "€" * 60  # its quote crosses the cut inside a three-byte character
+    ws = await api.http.ws_connect(stack.ws_url)
+    await ws.send_json({"op": "resume", "since": {group_id: 1}})
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+    assert msg.data == 4001 and "bad group id" in msg.extra

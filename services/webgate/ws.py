@@ -32,13 +32,14 @@ from .frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, en
 from .http_api import DEPS
 from .sessions import Session
 
-__all__ = ["websocket", "CLOSE_UNAUTHENTICATED", "CLOSE_SLOW_CONSUMER"]
+__all__ = ["websocket", "close_reason", "CLOSE_UNAUTHENTICATED", "CLOSE_SLOW_CONSUMER"]
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_SLOW_CONSUMER = 1013  # "try again later"
 CLOSE_ABORT_SECS = 2.0  # a slow consumer gets this long to take the close frame
+MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes: 2 for the code
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -98,10 +99,10 @@ async def _authenticate(ws: web.WebSocketResponse, deps) -> dict | None:
     except Unauthenticated:
         await ws.close(code=CLOSE_UNAUTHENTICATED, message=b"unauthenticated")
     except (BadJson, UnknownOp) as exc:
-        await ws.close(code=CLOSE_UNAUTHENTICATED, message=exc.message.encode()[:120])
+        await ws.close(code=CLOSE_UNAUTHENTICATED, message=close_reason(exc.message))
     except ApiError as exc:
         if exc.status < 500:
-            await ws.close(code=CLOSE_UNAUTHENTICATED, message=exc.message.encode()[:120])
+            await ws.close(code=CLOSE_UNAUTHENTICATED, message=close_reason(exc.message))
             return None
         raise
     return None
@@ -195,6 +196,12 @@ async def _read(frame: ReadFrame, session: Session, deps) -> None:
     last_seq, read_seq = await deps.hub.broker.mark_read(session.account_id, frame.group, frame.seq)
     session.push(text_frame(encode({
         "op": "read", "group": frame.group, "seq": read_seq, "unread": max(0, last_seq - read_seq)})))
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` as a close frame's reason: at most MAX_CLOSE_REASON_BYTES of UTF-8, never cut
+    inside a character (a client must fail a connection whose reason is not valid UTF-8)."""
+    return text.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode()
 
 
 def _rate_limited(data: str | bytes, wait: float, rate: Rate, max_text_chars: int) -> RateLimited:

@@ -4,8 +4,8 @@
     .venv/bin/python bench/run.py --url http://127.0.0.1:8080 --server-pid PID   # a running stack
 
 U users, one WebSocket each (Chorus: registered and logged in through the HTTP API); user i
-is in groups (i*K + j) mod G for j < K. A Node load generator (bench/node/gen.js, on `ws` and
-socket.io-client) holds every socket; S senders post R msgs/s in total for D seconds, every
+is in groups (i*K + j) mod G for j < K. A Node load generator (bench/node/gen.js, on `ws`, with an
+adapter for Socket.IO) holds every socket; S senders post R msgs/s in total for D seconds, every
 text carrying its send time, and the receivers in the same process measure latency on that
 clock. This script sets things up, pins the servers to CPU 0 and the generator to CPU 1,
 reads CPU time and peak RSS from /proc, and prints markdown tables. Every process it starts
@@ -87,6 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--setup-concurrency", type=int, default=fanout.SETUP_CONCURRENCY,
                    help="parallel HTTP calls while registering users (argon2 bounds it)")
     p.add_argument("--profile", metavar="DIR", help="one more fixed-rate run of Chorus, under py-spy; output to DIR")
+    p.add_argument("--report", metavar="FILE", help="only print the tables again from a --json FILE of an earlier run")
     p.add_argument("--json", metavar="FILE", help="also write every raw figure to FILE")
     args = p.parse_args(argv)
     for name in ("users", "groups", "groups_per_user", "senders", "repeat", "setup_concurrency"):
@@ -415,11 +416,13 @@ def measure(system: System, generator: Generator, args, step: int, rate: float, 
     profilers = start_profilers(system, args) if kind == "profiled" else []
     before = {pid: cpu_secs(pid) for pid in system.pids}
     gen_before = generator.cpu()
+    wall = time.monotonic()
     res = generator.command(args.duration + args.drain + 60, cmd="run", step=step, rate=rate,
                             duration=args.duration, drain=args.drain)
     per_process = {pid: cpu_secs(pid) - before[pid] for pid in system.pids}
     finish_profilers(profilers)
     res.update(system=system.key, kind=kind, rep=rep, rate=rate, gen_cpu=generator.cpu() - gen_before,
+               wall_secs=time.monotonic() - wall,
                server_cpu=sum(per_process.values()) if system.pids else None)
     res["loss"] = res["expected"] - res["delivered"]
     res["deliveries_per_s"] = res["delivered"] / max(res["active_secs"], 1e-9)
@@ -502,6 +505,12 @@ def fmt(value, spec=",.0f", none="–") -> str:
     return none if value is None else format(value, spec)
 
 
+def load(cpu: float | None, row: dict) -> str:
+    """CPU seconds as a share of one core over the run (sending and draining): near 100%, that side saturated."""
+    secs = row.get("wall_secs") or max(row["send_secs"], row["active_secs"])
+    return "–" if cpu is None or not secs else f"{100 * cpu / secs:.0f}%"
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -558,13 +567,15 @@ def report(args, rows, processes_by_system, summaries, conn) -> None:
 
     print("\n### Every run\n")
     print("| system | rep | run | R msgs/s | sent / acked / errors | deliveries expected / received | loss | deliveries/s "
-          "| p50 / p90 / p99 / max (ms) | server CPU s | server CPU µs/delivery | generator CPU s | pass |")
+          "| p50 / p90 / p99 / max (ms) | server CPU s (% of a core) | server CPU µs/delivery "
+          "| generator CPU s (% of a core) | pass |")
     print("|" + "---|" * 13)
     for r in rows:
         lat = " / ".join(fmt(r[q], ".1f") for q in ("p50", "p90", "p99", "max"))
         print(f"| {SYSTEMS[r['system']]} | {r['rep'] + 1} | {r['kind']} | {r['rate']:g} | {r['sent']} / {r['acked']} / {r['errors']} "
               f"| {r['expected']} / {r['delivered']} | {r['loss']} | {r['deliveries_per_s']:,.0f} | {lat} "
-              f"| {fmt(r['server_cpu'], '.2f')} | {fmt(r['cpu_us_per_delivery'], '.1f')} | {r['gen_cpu']:.2f} "
+              f"| {fmt(r['server_cpu'], '.2f')} ({load(r['server_cpu'], r)}) | {fmt(r['cpu_us_per_delivery'], '.1f')} "
+              f"| {r['gen_cpu']:.2f} ({load(r['gen_cpu'], r)}) "
               f"| {'yes' if r['ok'] else 'no'} |")
 
     print("\n### Server processes (CPU over all runs, peak RSS since start)\n")
@@ -592,6 +603,11 @@ def report(args, rows, processes_by_system, summaries, conn) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        report(argparse.Namespace(**saved["args"]), saved["rows"], saved["processes"], saved["summaries"],
+               saved["connections"])
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     rows, processes_by_system, summaries, conn = [], {}, {}, None
     try:

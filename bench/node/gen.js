@@ -4,6 +4,7 @@
 //   node gen.js CONFIG.json     (then JSON commands, one a line, on stdin; JSON events on stdout)
 //
 // CONFIG: {kind: "chorus" | "socketio", url, users: [{id, token?, groups: [gid, ...]}], senders}
+// Both kinds use the `ws` client; frames are recognised without JSON.parse.
 // Commands:
 //   {"cmd": "connect", "sockets": N}     N sockets, socket i for user i % users.length
 //   {"cmd": "run", "step": K, "rate": R, "duration": D, "drain": S}
@@ -22,7 +23,6 @@ const CONNECT_CONCURRENCY = 200;
 const CONNECT_TIMEOUT_MS = 30000;
 const HIST_BUCKET_US = 10;              // latency histogram: 10 µs buckets up to 30 s
 const HIST_SIZE = 3_000_000;
-const MARK = Buffer.from('"text":"b:');
 
 const nowUs = () => Math.round(performance.now() * 1000);
 const emit = (event) => process.stdout.write(JSON.stringify(event) + '\n');
@@ -49,10 +49,15 @@ function delivered(stepId, sentUs) {
   step.hist[Math.min(HIST_SIZE - 1, Math.max(0, Math.floor(lat / HIST_BUCKET_US)))]++;
 }
 
-function parseText(text) {   // "b:STEP:MICROS" -> [step, micros] or null
-  if (typeof text !== 'string' || !text.startsWith('b:')) return null;
-  const colon = text.indexOf(':', 2);
-  return [Number(text.slice(2, colon)), Number(text.slice(colon + 1))];
+const MARK = Buffer.from('"b:');
+
+function marked(data) {   // a frame whose text is "b:STEP:MICROS" (no other string starts with b:)
+  const at = data.lastIndexOf(MARK);
+  if (at < 0) return;
+  const colon = data.indexOf(0x3a /* : */, at + 3);
+  const end = data.indexOf(0x22 /* " */, colon);
+  if (colon < 0 || end < 0) return;
+  delivered(Number(data.toString('latin1', at + 3, colon)), Number(data.toString('latin1', colon + 1, end)));
 }
 
 function onClosed(entry) {
@@ -87,13 +92,8 @@ function connectChorus(user) {
         }
         return;
       }
-      // orjson writes {"op":"message",...,"text":"..."} with no spaces and "text" last
-      if (data[7] === 0x6d /* m */ && data.indexOf('{"op":"message"') === 0) {
-        const at = data.lastIndexOf(MARK);
-        if (at < 0) return;
-        const text = data.toString('latin1', at + 8, data.length - 2);
-        const parsed = parseText(text);
-        if (parsed) delivered(parsed[0], parsed[1]);
+      if (data[7] === 0x6d /* m */ && data.indexOf('{"op":"message"') === 0) {   // orjson: no spaces
+        marked(data);
       } else {
         const frame = JSON.parse(data.toString());
         if (!step) return;
@@ -106,31 +106,53 @@ function connectChorus(user) {
   });
 }
 
-// ---- Socket.IO peers: auth-less, the handshake names the user and its rooms
+// ---- Socket.IO peers: Engine.IO 4 / Socket.IO 5 packets spoken over the same `ws` client (websocket
+// transport only), so both kinds of server meet the same per-frame cost on this side. Auth-less: the
+// CONNECT packet's auth names the user and its rooms, and the server answers with a "ready" event.
+//   server "0{...}" open  -> client "40{auth}" connect;  server "2" ping -> client "3" pong
+//   client '42N["send",{...}]' -> server '43N[{...}]' ack;  server '42["message",{...}]' / '42["ready",...]'
+const SIO_MESSAGE = Buffer.from('42["message"');
+const SIO_READY = Buffer.from('42["ready"');
+
 function connectSocketIO(user) {
-  const { io } = require('socket.io-client');
+  const WebSocket = require('ws');
+  const url = config.url.replace(/^http/, 'ws') + '/socket.io/?EIO=4&transport=websocket';
   return new Promise((resolve, reject) => {
-    // no permessage-deflate, as for Chorus (aiohttp under python-socketio would compress every frame)
-    const socket = io(config.url, { transports: ['websocket'], forceNew: true, reconnection: false,
-                                    perMessageDeflate: false,
-                                    timeout: CONNECT_TIMEOUT_MS, auth: { user: user.id, groups: user.groups } });
-    const entry = { user, live: false, socket };
-    socket.on('ready', () => { entry.live = true; resolve(entry); });
-    socket.on('connect_error', (err) => reject(err));
-    socket.on('disconnect', () => onClosed(entry));
-    socket.on('message', (msg) => {
-      const parsed = parseText(msg.text);
-      if (parsed) delivered(parsed[0], parsed[1]);
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true,
+                                    handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const entry = { user, live: false, ws };
+    let ackId = 0;
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('ready timeout')); }, CONNECT_TIMEOUT_MS);
+    ws.on('error', (err) => { clearTimeout(timer); reject(err); });
+    ws.on('close', (code, reason) => {
+      clearTimeout(timer);
+      if (!entry.live) reject(new Error(`closed ${code} ${reason}`));
+      onClosed(entry);
     });
-    entry.send = (group, text, ref) => {
-      const s = step;
-      socket.emit('send', { group, text, ref }, (ack) => {
-        if (s !== step) return;
-        if (ack && ack.seq !== undefined) step.acked++;
-        else step.errors++;
-      });
-    };
-    entry.close = () => socket.disconnect();
+    ws.on('message', (data) => {
+      if (data[0] === 0x34 /* 4: socket.io packet */) {
+        if (data[1] === 0x32 /* 2: event */) {
+          if (data.indexOf(SIO_MESSAGE) === 0) marked(data);
+          else if (data.indexOf(SIO_READY) === 0 && !entry.live) {
+            clearTimeout(timer);
+            entry.live = true;
+            resolve(entry);
+          }
+        } else if (data[1] === 0x33 /* 3: ack */) {
+          if (!step) return;
+          if (data.indexOf('"seq"') >= 0) step.acked++;
+          else step.errors++;
+        } else if (data[1] === 0x34 /* 4: connect error */) {
+          ws.terminate();
+        }
+      } else if (data[0] === 0x32 /* 2: engine.io ping */) {
+        ws.send('3');
+      } else if (data[0] === 0x30 /* 0: engine.io open */) {
+        ws.send('40' + JSON.stringify({ user: user.id, groups: user.groups }));
+      }
+    });
+    entry.send = (group, text, ref) => ws.send(`42${++ackId}` + JSON.stringify(['send', { group, text, ref }]));
+    entry.close = () => ws.terminate();
   });
 }
 

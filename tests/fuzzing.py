@@ -1,4 +1,5 @@
-"""Fuzzing: a stack of its own, the case budget, and the figures each run leaves.
+"""Fuzzing helpers: the case budget, the figures each run leaves, a person to fuzz as,
+and the check that every service survived. The stack is tests/fuzz/conftest.py's.
 
 ``CHORUS_FUZZ_EXAMPLES`` is the number of cases each interface (HTTP API,
 WebSocket, gRPC) gets: 300 by default, the CI run, with fixed seeds so CI is
@@ -6,7 +7,7 @@ repeatable; ``CHORUS_FUZZ_EXAMPLES=10000`` is the full run recorded in
 docs/reliability.md, with fresh random seeds. With ``CHORUS_FUZZ_REPORT=FILE``
 each test appends its figures to FILE as one JSON object a line.
 
-The stack is separate from the shared one so that its limits (raised here:
+That stack is separate from the shared one so that its limits (raised here:
 fuzzers send fast and fail logins on purpose) and its accounts never touch
 other tests, and so a crash it provokes is seen here and nowhere else.
 """

@@ -15,7 +15,7 @@ import pytest
 
 from chat import Api, Person, assert_delivered_to, assert_nothing_arrives, unique
 
-WS_PER_SEC, WS_BURST = 2, 5
+WS_PER_SEC, WS_BURST = 0.5, 5  # slow refill: a loaded machine answering the burst slowly adds no token
 LOGIN_FAILURES_PER_IP, LOGIN_FAILURES_PER_ACCOUNT = 6, 3
 MEMBERS_PER_GROUP, GROUPS_PER_ACCOUNT = 3, 3
 MAX_TEXT_CHARS, MAX_FRAME_BYTES, MAX_BODY_BYTES = 100, 2048, 1024
@@ -89,8 +89,6 @@ async def test_a_page_sending_too_fast_gets_rate_limited_errors_and_stays_connec
     await assert_nothing_arrives(watcher)  # the refused ones were not posted
 
     await asyncio.sleep(max(f["retry_after_ms"] for f in refused) / 1000)
-    await page.send({"op": "ping"})
-    await page.expect("pong")
     await page.post_and_ack(group, "after waiting")
     await assert_delivered_to([watcher], group, "after waiting")
 

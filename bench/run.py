@@ -75,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-ramp", action="store_true", help="only the fixed-rate run")
     p.add_argument("--ramp-start", type=float, default=50.0, help="first ramp rate; each step doubles it")
     p.add_argument("--ramp-max", type=float, default=12800.0, help="highest ramp rate tried")
+    p.add_argument("--ramp-refine", type=int, default=2,
+                   help="after the doubling ramp, this many bisection steps between the last pass and the first fail")
     p.add_argument("--p99-limit-ms", type=float, default=200.0, help="a ramp step passes with zero loss and p99 under this")
     p.add_argument("--repeat", type=int, default=1, help="run everything N times; the summary shows medians")
     p.add_argument("--connections", type=int, default=0,
@@ -97,8 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--groups-per-user cannot exceed --groups, nor --senders --users")
     if not (0 < args.rate <= 100_000 and 0 < args.duration <= 600 and 0 <= args.drain <= 120):
         p.error("--rate must be in (0, 100000], --duration in (0, 600], --drain in [0, 120]")
-    if not (0 < args.ramp_start <= args.ramp_max <= 100_000):
-        p.error("need 0 < --ramp-start <= --ramp-max <= 100000")
+    if not (0 < args.ramp_start <= args.ramp_max <= 100_000) or not 0 <= args.ramp_refine <= 10:
+        p.error("need 0 < --ramp-start <= --ramp-max <= 100000 and --ramp-refine in [0, 10]")
     if args.connections < 0 or args.connections > fd_limit() - 200:
         p.error(f"--connections must be in [0, {fd_limit() - 200}] (open files limit)")
     args.systems = ([] if args.only_peers else ["chorus"]) + (["socketio", "pysocketio"]
@@ -470,6 +472,14 @@ def bench_system(system: System, args, exits: contextlib.ExitStack) -> tuple[lis
                 rows.append(measure(system, generator, args, step, rate, "ramp", rep))
                 failed = 0 if rows[-1]["ok"] else failed + 1
                 rate *= 2
+            ramp = [r for r in rows if r["rep"] == rep and r["kind"] == "ramp"]
+            passed = max((r["rate"] for r in ramp if r["ok"]), default=None)
+            failed_at = min((r["rate"] for r in ramp if not r["ok"] and r["rate"] > (passed or 0)), default=None)
+            for _ in range(args.ramp_refine if passed and failed_at else 0):  # bisect between pass and fail
+                step += 1
+                rate = round((passed + failed_at) / 2)
+                rows.append(measure(system, generator, args, step, rate, "ramp", rep))
+                passed, failed_at = (rate, failed_at) if rows[-1]["ok"] else (passed, rate)
         if args.profile and system.key == "chorus":  # an extra run: sampling slows the servers down
             step += 1
             rows.append(measure(system, generator, args, step, args.rate, "profiled", 0))

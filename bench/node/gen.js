@@ -67,42 +67,50 @@ function onClosed(entry) {
   if (step) step.closed++;
 }
 
-// ---- Chorus: the real protocol, {"op": "auth"} then "ready"; frames parsed without JSON.parse
-function connectChorus(user) {
+// One `ws` socket for either protocol: `protocol.open(ws)` once connected, `protocol.frame(data, ready)`
+// for every frame (it calls ready() when the server says the session is live), `protocol.send`.
+function openSocket(url, user, protocol) {
   const WebSocket = require('ws');
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(config.url, { perMessageDeflate: false, skipUTF8Validation: true,
-                                              handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true,
+                                    handshakeTimeout: CONNECT_TIMEOUT_MS });
     const entry = { user, live: false, ws };
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('ready timeout')); }, CONNECT_TIMEOUT_MS);
-    ws.on('open', () => ws.send(JSON.stringify({ op: 'auth', token: user.token })));
+    const ready = () => {
+      if (entry.live) return;
+      clearTimeout(timer);
+      entry.live = true;
+      resolve(entry);
+    };
+    ws.on('open', () => protocol.open(ws));
     ws.on('error', (err) => { clearTimeout(timer); reject(err); });
     ws.on('close', (code, reason) => {
       clearTimeout(timer);
       if (!entry.live) reject(new Error(`closed ${code} ${reason}`));
       onClosed(entry);
     });
-    ws.on('message', (data) => {
-      if (!entry.live) {
-        const frame = JSON.parse(data.toString());
-        if (frame.op === 'ready') {
-          clearTimeout(timer);
-          entry.live = true;
-          resolve(entry);
-        }
-        return;
-      }
-      if (data[7] === 0x6d /* m */ && data.indexOf('{"op":"message"') === 0) {   // orjson: no spaces
-        marked(data);
-      } else {
-        const frame = JSON.parse(data.toString());
-        if (!step) return;
-        if (frame.op === 'ack') step.acked++;
-        else if (frame.op === 'error') step.errors++;
-      }
-    });
-    entry.send = (group, text, ref) => ws.send(JSON.stringify({ op: 'send', group, text, ref }));
+    ws.on('message', (data) => protocol.frame(ws, data, ready, entry.live));
+    entry.send = (group, text, ref) => ws.send(protocol.send(group, text, ref));
     entry.close = () => ws.terminate();
+  });
+}
+
+// ---- Chorus: the real protocol, {"op": "auth"} then "ready"
+function connectChorus(user) {
+  return openSocket(config.url, user, {
+    open: (ws) => ws.send(JSON.stringify({ op: 'auth', token: user.token })),
+    frame(ws, data, ready, live) {
+      if (!live) {
+        if (JSON.parse(data.toString()).op === 'ready') ready();
+      } else if (data[7] === 0x6d /* m */ && data.indexOf('{"op":"message"') === 0) {   // orjson: no spaces
+        marked(data);
+      } else if (step) {
+        const op = JSON.parse(data.toString()).op;
+        if (op === 'ack') step.acked++;
+        else if (op === 'error') step.errors++;
+      }
+    },
+    send: (group, text, ref) => JSON.stringify({ op: 'send', group, text, ref }),
   });
 }
 
@@ -115,29 +123,14 @@ const SIO_MESSAGE = Buffer.from('42["message"');
 const SIO_READY = Buffer.from('42["ready"');
 
 function connectSocketIO(user) {
-  const WebSocket = require('ws');
-  const url = config.url.replace(/^http/, 'ws') + '/socket.io/?EIO=4&transport=websocket';
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true,
-                                    handshakeTimeout: CONNECT_TIMEOUT_MS });
-    const entry = { user, live: false, ws };
-    let ackId = 0;
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('ready timeout')); }, CONNECT_TIMEOUT_MS);
-    ws.on('error', (err) => { clearTimeout(timer); reject(err); });
-    ws.on('close', (code, reason) => {
-      clearTimeout(timer);
-      if (!entry.live) reject(new Error(`closed ${code} ${reason}`));
-      onClosed(entry);
-    });
-    ws.on('message', (data) => {
+  let ackId = 0;
+  return openSocket(config.url.replace(/^http/, 'ws') + '/socket.io/?EIO=4&transport=websocket', user, {
+    open() {},   // the server speaks first
+    frame(ws, data, ready) {
       if (data[0] === 0x34 /* 4: socket.io packet */) {
         if (data[1] === 0x32 /* 2: event */) {
           if (data.indexOf(SIO_MESSAGE) === 0) marked(data);
-          else if (data.indexOf(SIO_READY) === 0 && !entry.live) {
-            clearTimeout(timer);
-            entry.live = true;
-            resolve(entry);
-          }
+          else if (data.indexOf(SIO_READY) === 0) ready();
         } else if (data[1] === 0x33 /* 3: ack */) {
           if (!step) return;
           if (data.indexOf('"seq"') >= 0) step.acked++;
@@ -150,9 +143,8 @@ function connectSocketIO(user) {
       } else if (data[0] === 0x30 /* 0: engine.io open */) {
         ws.send('40' + JSON.stringify({ user: user.id, groups: user.groups }));
       }
-    });
-    entry.send = (group, text, ref) => ws.send(`42${++ackId}` + JSON.stringify(['send', { group, text, ref }]));
-    entry.close = () => ws.terminate();
+    },
+    send: (group, text, ref) => `42${++ackId}` + JSON.stringify(['send', { group, text, ref }]),
   });
 }
 

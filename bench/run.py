@@ -619,6 +619,7 @@ def main(argv=None) -> int:
                saved["connections"])
         return 0
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background, where it is ignored
     rows, processes_by_system, summaries, conn = [], {}, {}, None
     try:
         ensure_node()

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 # Bounded, so a gateway that falls behind makes the broker's PUB drop for this
 # gateway only (never block) instead of this process growing without limit.
 SUB_RCVHWM_MSGS = 100_000
+# Publications already queued are taken in one go, up to this many: a gateway
+# that falls behind then writes several frames to a socket in one syscall.
+MAX_PUBLICATIONS_PER_BATCH = 512
 
 _FAILURES: dict[int, type[ApiError]] = {
     broker_pb2.Failure.NOT_MEMBER: NotMember,
@@ -60,7 +63,8 @@ class BrokerClient:
         self._tasks: list[asyncio.Task] = []
         self.broker_id: str | None = None
         # set by the hub before start()
-        self.on_delivery: Callable[[str, bytes], None] = lambda group, payload: None
+        # (group, Delivery bytes) in publication order, a batch at a time
+        self.on_deliveries: Callable[[list[tuple[str, bytes]]], None] = lambda batch: None
         self.on_event: Callable[[broker_pb2.MembershipEvent], None] = lambda event: None
         self.on_fresh: Callable[[], Awaitable[None]] = _nothing
 
@@ -185,21 +189,32 @@ class BrokerClient:
                 future.set_result(reply)
 
     async def _publications(self) -> None:
+        # The same socket without asyncio, to take what is already queued without a future each.
+        queued = zmq.Socket.shadow(self.sub.underlying)
         while True:
-            frames = await self.sub.recv_multipart()
-            if len(frames) != 2:
-                continue
-            topic, payload = frames
-            try:
+            batch = [await self.sub.recv_multipart()]
+            with contextlib.suppress(zmq.Again):
+                while len(batch) < MAX_PUBLICATIONS_PER_BATCH:
+                    batch.append(queued.recv_multipart(zmq.NOBLOCK))
+            deliveries = []
+            for frames in batch:
+                if len(frames) != 2:
+                    continue
+                topic, payload = frames
                 if topic == CONTROL_TOPIC:
-                    self.on_event(broker_pb2.MembershipEvent.FromString(payload))
+                    try:
+                        self.on_event(broker_pb2.MembershipEvent.FromString(payload))
+                    except Exception:  # one bad publication must not stop the next ones
+                        log.exception("failed to handle a membership event")
                 else:
                     group = group_of_topic(topic)
                     if group is not None:
-                        self.on_delivery(group, payload)
-            except Exception:
-                # One bad publication must not stop delivery of the next ones.
-                log.exception("failed to handle a publication on %r", topic)
+                        deliveries.append((group, payload))
+            if deliveries:
+                try:
+                    self.on_deliveries(deliveries)
+                except Exception:
+                    log.exception("failed to fan out %d publications", len(deliveries))
 
     async def _heartbeat(self) -> None:
         hello = broker_pb2.Hello(gateway_id=self.gateway_id)

@@ -121,5 +121,6 @@ def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
 
 @pytest.fixture
 async def compose_api(compose_stack) -> Iterator[Api]:
-    async with aiohttp.ClientSession() as http:
+    # No cap on open connections (aiohttp's default is 100): the fault suite holds hundreds of pages.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         yield Api(http, compose_stack.base_url)

@@ -12,7 +12,7 @@ from chorus.pb import broker_pb2
 from chorus.webgate.errors import Unavailable
 from chorus.webgate.hub import Hub
 from chorus.webgate.sessions import Session
-from wsframes import read_frame
+from wsframes import read_frames
 
 
 class FakeBroker:
@@ -45,9 +45,11 @@ class FakeBroker:
 class Transport:
     def __init__(self):
         self.frames: list[dict] = []
+        self.writes = 0
 
     def write(self, data):
-        self.frames.append(orjson.loads(read_frame(data).data))
+        self.writes += 1
+        self.frames += [orjson.loads(frame.data) for frame in read_frames(data)]
 
     def get_write_buffer_size(self):
         return 0
@@ -77,9 +79,23 @@ async def live(hub, s):
     return s
 
 
-def delivery(group, text):
-    return broker_pb2.Delivery(group_id=group, seq=1, ts_ms=1, text=text,
+def delivery(group, text, seq=1):
+    return broker_pb2.Delivery(group_id=group, seq=seq, ts_ms=1, text=text,
                                sender=broker_pb2.Person(id="x")).SerializeToString()
+
+
+async def test_a_batch_reaches_each_socket_in_one_write_in_publication_order(hub):
+    both = await live(hub, session("s1", "alice", ["g1", "g2"]))
+    one = await live(hub, session("s2", "bob", ["g2"]))
+    hub.broker.on_deliveries([("g1", delivery("g1", "a", 1)), ("g2", delivery("g2", "b", 1)),
+                              ("g1", delivery("g1", "c", 2)), ("g3", delivery("g3", "nobody", 1))])
+    assert [f["text"] for f in both.transport.frames] == ["a", "b", "c"]
+    assert both.transport.writes == 1, "three frames, one syscall"
+    assert [f["text"] for f in one.transport.frames] == ["b"]
+    # a seq already fanned out is not sent again, in a batch or alone
+    hub.broker.on_deliveries([("g1", delivery("g1", "c", 2)), ("g1", delivery("g1", "d", 3))])
+    hub.broker.on_deliveries([("g2", delivery("g2", "b", 1))])
+    assert [f["text"] for f in both.transport.frames] == ["a", "b", "c", "d"]
 
 
 async def test_a_failed_registration_leaves_other_sessions_subscriptions_alone(hub):
@@ -91,7 +107,7 @@ async def test_a_failed_registration_leaves_other_sessions_subscriptions_alone(h
     await hub.unregister(bob)  # what the WebSocket handler does on its way out
     await hub.unregister(bob)
     assert hub.broker.subscribed == {"g1"}, "g1 still needed by alice; g2 given back"
-    hub.broker.on_delivery("g1", delivery("g1", "still here"))
+    hub.broker.on_deliveries([("g1", delivery("g1", "still here"))])
     assert alice.transport.frames[-1]["text"] == "still here"
 
 
@@ -99,7 +115,7 @@ async def test_deliveries_reach_only_attached_members_with_one_encoding(hub):
     a = await live(hub, session("s1", "alice", ["g1"]))
     b = await live(hub, session("s2", "bob", ["g1", "g2"]))
     c = await live(hub, session("s3", "carol", ["g2"]))
-    hub.broker.on_delivery("g1", delivery("g1", "hello"))
+    hub.broker.on_deliveries([("g1", delivery("g1", "hello"))])
     assert [f["text"] for f in a.transport.frames] == ["hello"]
     assert [f["text"] for f in b.transport.frames] == ["hello"]
     assert c.transport.frames == []
@@ -130,8 +146,8 @@ async def test_live_messages_held_during_a_resume_come_after_it_without_duplicat
     other = await live(hub, session("s2", "bob", ["g1"]))
     hub.hold_live(resuming)
     for seq in (5, 6, 7):
-        hub.broker.on_delivery("g1", broker_pb2.Delivery(
-            group_id="g1", seq=seq, ts_ms=1, text=f"m{seq}", sender=broker_pb2.Person(id="x")).SerializeToString())
+        hub.broker.on_deliveries([("g1", broker_pb2.Delivery(
+            group_id="g1", seq=seq, ts_ms=1, text=f"m{seq}", sender=broker_pb2.Person(id="x")).SerializeToString())])
     assert resuming.transport.frames == [], "held while resuming"
     assert [f["seq"] for f in other.transport.frames] == [5, 6, 7], "others are not held"
     hub.release_live(resuming, {"g1": 6})  # the replay already sent up to 6

@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--senders", type=int, default=10)
     p.add_argument("--rate", type=float, default=100.0, help="messages per second, all senders together")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    p.add_argument("--pad", type=int, default=0, help="bytes of padding in every text (fills buffers faster)")
+    p.add_argument("--stalled", type=int, default=0,
+                   help="extra sessions (of the last users) that log in and then never read: slow consumers")
     args = p.parse_args(argv)
     for name in ("users", "groups", "groups_per_user", "senders"):
         if getattr(args, name) < 1:
@@ -70,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--senders cannot exceed --users")
     if not (0 < args.rate <= 100_000) or not (0 < args.duration <= 3600):
         p.error("--rate must be in (0, 100000] and --duration in (0, 3600]")
+    if not (0 <= args.pad <= 60_000) or not (0 <= args.stalled <= args.users):
+        p.error("--pad must be in [0, 60000] and --stalled in [0, --users]")
     return args
 
 
@@ -130,14 +135,15 @@ async def receive(ws, stats: Stats, stop: asyncio.Event) -> None:
         op = frame["op"]
         if op == "message" and frame["text"].startswith(MARK):
             stats.delivered += 1
-            stats.latencies_ms.append((now() - int(frame["text"][len(MARK):])) / 1e6)
+            stats.latencies_ms.append((now() - int(frame["text"][len(MARK):].split(" ", 1)[0])) / 1e6)
         elif op == "ack":
             stats.acked += 1
         elif op == "error":
             stats.errors += 1
 
 
-async def send(ws, user, members: dict[str, int], stats: Stats, rate: float, duration: float) -> None:
+async def send(ws, user, members: dict[str, int], stats: Stats, rate: float, duration: float,
+               pad: str = "") -> None:
     interval = 1.0 / rate
     start = time.monotonic()
     for n in range(int(rate * duration)):
@@ -147,7 +153,7 @@ async def send(ws, user, members: dict[str, int], stats: Stats, rate: float, dur
         group = user["groups"][n % len(user["groups"])]
         stats.expected += members[group]
         await ws.send_str(orjson.dumps({"op": "send", "group": group, "ref": str(n),
-                                        "text": f"{MARK}{time.monotonic_ns()}"}).decode())
+                                        "text": f"{MARK}{time.monotonic_ns()}{pad}"}).decode())
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -168,12 +174,15 @@ async def bench(args, url: str) -> None:
                 members[g] = members.get(g, 0) + 1
         print(f"setup: {len(users)} users, {len(members)} groups, {len(sockets)} sockets "
               f"in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        stalled = [await asyncio.to_thread(open_stalled, url, u["token"]) for u in users[-args.stalled:]] \
+            if args.stalled else []
         stats, stop = Stats(), asyncio.Event()
         receivers = [asyncio.create_task(receive(ws, stats, stop)) for ws in sockets]
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         start = time.monotonic()
+        pad = " " + "x" * args.pad if args.pad else ""
         await asyncio.gather(*(send(sockets[i], users[i], members, stats, args.rate / args.senders,
-                                    args.duration) for i in range(args.senders)))
+                                    args.duration, pad) for i in range(args.senders)))
         sent_secs = time.monotonic() - start
         deadline = time.monotonic() + DRAIN_SECS
         while stats.delivered < stats.expected and time.monotonic() < deadline:
@@ -184,10 +193,46 @@ async def bench(args, url: str) -> None:
         await asyncio.gather(*receivers)
         for ws in sockets:
             await ws.close()
-    report(args, stats, sent_secs, elapsed, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
+        endings = [await asyncio.to_thread(how_it_ended, conn) for conn in stalled]
+    report(args, stats, sent_secs, elapsed, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+           endings)
 
 
-def report(args, stats: Stats, sent_secs: float, elapsed: float, generator_cpu: float) -> None:
+def open_stalled(url: str, token: str):
+    """A session that logs in, then stops reading: a tiny receive buffer, and the client's
+    queue of one frame stops its reader thread, so the gateway's buffer for it grows."""
+    from websockets.sync.client import connect as ws_connect
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = url.split("://", 1)[1].split(":")
+    sock.connect((host, int(port)))
+    conn = ws_connect(url.replace("http", "ws", 1) + "/ws", sock=sock, max_queue=1,
+                      max_size=None).__enter__()  # closed in how_it_ended
+    conn.send(orjson.dumps({"op": "auth", "token": token}).decode())
+    while orjson.loads(conn.recv(timeout=30))["op"] != "ready":
+        pass
+    return conn
+
+
+def how_it_ended(conn) -> str:
+    """After the run, read what the stalled session was sent: a close code, a reset, or still open."""
+    from websockets.exceptions import ConnectionClosed
+
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            conn.recv(timeout=5)
+    except ConnectionClosed as closed:
+        return f"closed {closed.rcvd.code} {closed.rcvd.reason}" if closed.rcvd else "reset"
+    except TimeoutError:
+        pass
+    conn.close()
+    return "still open"
+
+
+def report(args, stats: Stats, sent_secs: float, elapsed: float, generator_cpu: float,
+           endings: list[str]) -> None:
     lat = sorted(stats.latencies_ms)
     loss = stats.expected - stats.delivered
     rows = [
@@ -202,6 +247,9 @@ def report(args, stats: Stats, sent_secs: float, elapsed: float, generator_cpu: 
          " / ".join(f"{percentile(lat, q):.1f}" for q in (0.5, 0.9, 0.99)) + f" / {lat[-1] if lat else float('nan'):.1f}"),
         ("generator CPU (s) over run (s)", f"{generator_cpu:.1f} / {elapsed:.1f}"),
     ]
+    if endings:
+        counted = {e: endings.count(e) for e in sorted(set(endings))}
+        rows.append(("stalled sessions: how they ended", ", ".join(f"{e} ×{n}" for e, n in counted.items())))
     print("| metric | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -123,7 +123,8 @@ def run(settings: Settings) -> int:
     try:
         for name, command in _commands(settings).items():
             # Own session: a terminal's Ctrl-C reaches only us; we stop the children in order.
-            children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+            children[name] = subprocess.Popen(command, env=env, start_new_session=True,
+                                              preexec_fn=_stop_with_parent(os.getpid()))
         ports = {"auth": settings.auth_port, "membership": settings.membership_port,
                  "broker": settings.broker_router_port, "webgate": settings.http_port}
         deadline = time.monotonic() + settings.startup_timeout_secs
@@ -159,6 +160,21 @@ def _wait_listening(host: str, port: int, children, deadline: float, stopping) -
         except OSError:
             time.sleep(0.1)
     return f"nothing listening on {host}:{port} after the startup timeout"
+
+
+def _stop_with_parent(parent_pid: int):
+    """For the child, before exec: be sent SIGTERM when `chorus up` dies, even by kill -9,
+    so no service outlives it holding its port (Linux's PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    def arrange() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+    return arrange
 
 
 def _stop_all(children: dict[str, subprocess.Popen]) -> None:

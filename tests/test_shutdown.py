@@ -1,10 +1,17 @@
-"""SIGTERM on a webgate closes its pages with 1001 "going away", so they reconnect at once."""
+"""Stopping: SIGTERM on a webgate closes its pages with 1001 "going away", so they reconnect
+at once; `chorus up` killed outright takes its services with it."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
 
 import aiohttp
 
 from chat import Api, Person
+from conftest import free_port
 
 
 async def test_sigterm_on_the_webgate_tells_open_pages_it_is_going_away(services):
@@ -17,3 +24,47 @@ async def test_sigterm_on_the_webgate_tells_open_pages_it_is_going_away(services
         msg = await page.ws.receive(timeout=10)
         assert (msg.type, msg.data, msg.extra) == (aiohttp.WSMsgType.CLOSE, 1001, "going away")
         started["webgate"].start()  # the fixture stops every service again at the end
+
+
+def test_services_do_not_outlive_chorus_up_killed_with_sigkill(tmp_path):
+    """kill -9 of `chorus up` gives its handlers no chance; the services must still go
+    (they would hold their ports and the data directory otherwise)."""
+    ports = [str(free_port()) for _ in range(6)]
+    flags = ["--http-port", "--auth-port", "--membership-port", "--broker-router-port",
+             "--broker-pub-port", "--broker-grpc-port"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    up = subprocess.Popen([sys.executable, "-m", "chorus", "up", "--data-dir", str(tmp_path / "data"),
+                           *(a for pair in zip(flags, ports) for a in pair)],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        assert "Chorus is running" in _line_with(up, "Chorus is running", timeout_secs=60)
+        services = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+        assert len(services) == 4
+    finally:
+        up.kill()
+        up.wait(10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in services) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = [pid for pid in services if _alive(pid)]
+    for pid in survivors:  # not to leave them running when this fails
+        os.kill(pid, 9)
+    assert not survivors, "services outlived chorus up"
+
+
+def _line_with(process: subprocess.Popen, text: str, *, timeout_secs: float) -> str:
+    deadline = time.monotonic() + timeout_secs
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line or not line:
+            return line
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

@@ -139,10 +139,14 @@ class Hub:
             await self.broker.sync()  # from here on, live delivery is complete
             for group in groups:
                 await self._catch_up_group(group)
+                self._release_held(group)  # each group's live traffic waits for its own catch-up only
         finally:
             for group in groups:  # also after a failure: never keep live messages
-                for delivery in self._catching_up.pop(group, ()):
-                    self._fan_out(group, delivery)
+                self._release_held(group)
+
+    def _release_held(self, group: str) -> None:
+        for delivery in self._catching_up.pop(group, ()):
+            self._fan_out(group, delivery)
 
     async def _catch_up_group(self, group: str) -> None:
         for _ in range(CATCH_UP_MAX_PAGES):

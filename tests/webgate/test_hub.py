@@ -22,6 +22,8 @@ class FakeBroker:
         self.subscribed: set[str] = set()
         self.failing_sync = False
         self.opened: list[str] = []
+        self.stored: dict[str, list] = {}        # group -> Deliveries the broker holds
+        self.live_during_sync: list = []
 
     def subscribe(self, group):
         assert group not in self.subscribed, f"subscribed twice to {group}"
@@ -34,6 +36,13 @@ class FakeBroker:
     async def sync(self):
         if self.failing_sync:
             raise Unavailable("broker down")
+        if self.live_during_sync:  # publications that arrive while the hub waits
+            self.on_deliveries(self.live_during_sync)
+            self.live_during_sync = []
+
+    async def history(self, group, *, after_seq, limit):
+        newer = [d for d in self.stored.get(group, []) if d.seq > after_seq]
+        return newer[:limit], len(newer) > limit
 
     async def open_session(self, session_id, user, groups):
         self.opened.append(session_id)
@@ -96,6 +105,18 @@ async def test_a_batch_reaches_each_socket_in_one_write_in_publication_order(hub
     hub.broker.on_deliveries([("g1", delivery("g1", "c", 2)), ("g1", delivery("g1", "d", 3))])
     hub.broker.on_deliveries([("g2", delivery("g2", "b", 1))])
     assert [f["text"] for f in both.transport.frames] == ["a", "b", "c", "d"]
+
+
+async def test_after_a_broker_restart_each_group_is_caught_up_once_and_in_order(hub):
+    page = await live(hub, session("s1", "alice", ["g1"]))
+    hub.broker.on_deliveries([("g1", delivery("g1", "m1", 1))])
+    # The new broker stored 2..4 before our subscription reached it; 3 and 4 also arrive live.
+    hub.broker.stored = {"g1": [broker_pb2.Delivery.FromString(delivery("g1", f"m{n}", n)) for n in (1, 2, 3, 4)]}
+    hub.broker.live_during_sync = [("g1", delivery("g1", "m3", 3)), ("g1", delivery("g1", "m4", 4))]
+    await hub._broker_restarted()
+    hub.broker.on_deliveries([("g1", delivery("g1", "m5", 5))])
+    assert [f["seq"] for f in page.transport.frames] == [1, 2, 3, 4, 5]
+    assert hub.broker.opened.count("s1") == 2, "registered again with the new broker"
 
 
 async def test_a_failed_registration_leaves_other_sessions_subscriptions_alone(hub):

@@ -161,6 +161,16 @@ def watchers():
         watcher.close()
 
 
+@pytest.fixture
+def watched_broker(broker, watchers):
+    """A started broker and a watcher of its control topic (what the gateways hear)."""
+    running = broker()
+    events = running.watch()
+    watchers.append(events)
+    running.start()
+    return running, events
+
+
 def create(stub, name: str, owner: str) -> pb.Group:
     return stub.CreateGroup(pb.CreateGroupRequest(owner_id=owner, name=name), timeout=RPC_TIMEOUT_SECS).group
 
@@ -180,11 +190,8 @@ def unused_router_endpoint() -> str:
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def test_create_join_and_leave_by_another_backend_reach_the_broker_within_a_second(tmp_path, broker, watchers):
-    running = broker()
-    events = running.watch()
-    watchers.append(events)
-    running.start()
+def test_create_join_and_leave_by_another_backend_reach_the_broker_within_a_second(tmp_path, watched_broker):
+    running, events = watched_broker
     with membership_service(tmp_path, BrokerNotifier(running.router)) as stub:
         general = create(stub, "General", owner="u_owner")
         assert_announced(events, "u_owner", general, joined=True)
@@ -195,11 +202,8 @@ def test_create_join_and_leave_by_another_backend_reach_the_broker_within_a_seco
         assert_nothing_announced(events)
 
 
-def test_changes_that_change_nothing_are_not_announced(tmp_path, broker, watchers):
-    running = broker()
-    events = running.watch()
-    watchers.append(events)
-    running.start()
+def test_changes_that_change_nothing_are_not_announced(tmp_path, watched_broker):
+    running, events = watched_broker
     with membership_service(tmp_path, BrokerNotifier(running.router)) as stub:
         general = create(stub, "General", owner="u_owner")
         assert_announced(events, "u_owner", general, joined=True)
@@ -210,11 +214,8 @@ def test_changes_that_change_nothing_are_not_announced(tmp_path, broker, watcher
         assert_nothing_announced(events)
 
 
-def test_each_accounts_changes_arrive_in_the_order_they_were_committed(tmp_path, broker, watchers):
-    running = broker()
-    events = running.watch()
-    watchers.append(events)
-    running.start()
+def test_each_accounts_changes_arrive_in_the_order_they_were_committed(tmp_path, watched_broker):
+    running, events = watched_broker
     accounts = [f"u_{i}" for i in range(4)]
     rounds = 10
     with membership_service(tmp_path, BrokerNotifier(running.router)) as stub:

@@ -203,22 +203,24 @@ class Hub:
         if delivery is not None:
             self._push(group, delivery, sessions)
 
+    def _advance(self, group: str, seq: int) -> bool:
+        """Mark ``seq`` fanned out here; False when it already was (a catch-up overlap)."""
+        if seq <= self._last_seq.get(group, 0):
+            return False
+        self._last_seq[group] = seq
+        return True
+
     def _fresh_delivery(self, group: str, payload: bytes) -> broker_pb2.Delivery | None:
-        """The Delivery, unless unreadable or already fanned out here (a catch-up overlap)."""
+        """The Delivery, unless unreadable or already fanned out here."""
         delivery = _decode(payload)
-        if delivery is None or delivery.seq <= self._last_seq.get(group, 0):
-            return None
-        self._last_seq[group] = delivery.seq
-        return delivery
+        return delivery if delivery is not None and self._advance(group, delivery.seq) else None
 
     def _fan_out(self, group: str, delivery: broker_pb2.Delivery) -> None:
         """A caught-up or held delivery, unless already fanned out here."""
-        if delivery.seq <= self._last_seq.get(group, 0):
-            return
-        self._last_seq[group] = delivery.seq
-        sessions = self.sessions.live(group)
-        if sessions:
-            self._push(group, delivery, sessions)
+        if self._advance(group, delivery.seq):
+            sessions = self.sessions.live(group)
+            if sessions:
+                self._push(group, delivery, sessions)
 
     def _push(self, group: str, delivery: broker_pb2.Delivery, sessions) -> None:
         """One delivery to these sessions, honouring resumes in progress."""

@@ -10,7 +10,7 @@ import pytest
 
 from chorus.pb import broker_pb2
 from chorus.webgate.errors import Unavailable
-from chorus.webgate.hub import Hub
+from chorus.webgate.hub import CATCH_UP_MAX_PAGES, CATCH_UP_PAGE, Hub
 from chorus.webgate.sessions import Session
 from wsframes import read_frames
 
@@ -117,6 +117,23 @@ async def test_after_a_broker_restart_each_group_is_caught_up_once_and_in_order(
     hub.broker.on_deliveries([("g1", delivery("g1", "m5", 5))])
     assert [f["seq"] for f in page.transport.frames] == [1, 2, 3, 4, 5]
     assert hub.broker.opened.count("s1") == 2, "registered again with the new broker"
+
+
+async def test_a_group_that_missed_too_much_during_a_broker_restart_gets_reset(hub):
+    page = await live(hub, session("s1", "alice", ["g1"]))
+    hub.broker.on_deliveries([("g1", delivery("g1", "m1", 1))])
+    missed = CATCH_UP_PAGE * CATCH_UP_MAX_PAGES + 5
+    hub.broker.stored = {"g1": [broker_pb2.Delivery.FromString(delivery("g1", "m", n))
+                                for n in range(2, missed + 2)]}
+    await hub._broker_restarted()
+    assert page.transport.frames[-1] == {"op": "reset", "group": "g1"}
+    assert len(page.transport.frames) == 1 + CATCH_UP_PAGE * CATCH_UP_MAX_PAGES + 1
+
+
+async def test_an_unreadable_publication_in_a_batch_does_not_stop_the_others(hub):
+    page = await live(hub, session("s1", "alice", ["g1"]))
+    hub.broker.on_deliveries([("g1", b"\xff not a Delivery"), ("g1", delivery("g1", "fine", 1))])
+    assert [f["text"] for f in page.transport.frames] == ["fine"]
 
 
 async def test_a_failed_registration_leaves_other_sessions_subscriptions_alone(hub):

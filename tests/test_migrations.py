@@ -6,6 +6,8 @@ Runs on SQLite and on PostgreSQL (CHORUS_TEST_POSTGRES_URL; see conftest.py).
 from __future__ import annotations
 
 import importlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import inspect, text
@@ -69,3 +71,21 @@ def _sample(column):
     if "int" in kind:
         return 1
     return "x"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("service", SERVICES)
+def test_replicas_migrating_one_postgres_database_at_once_all_start(postgres_engine, service):
+    """The advisory lock serialises them (without it the replicas' DDL transactions
+    block one another and this test does not finish)."""
+    schema = schema_of(service)
+    start = threading.Barrier(4)
+
+    def migrate_as_a_replica():
+        start.wait(timeout=10)
+        upgrade(postgres_engine, schema)
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(migrate_as_a_replica) for _ in range(4)]:
+            future.result(timeout=60)
+    assert schema_differences(postgres_engine, schema) == []

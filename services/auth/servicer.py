@@ -29,7 +29,8 @@ from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, Invalid
 from chorus.auth.passwords import Passwords
 from chorus.auth.storage import AccountRecord, AuthStore
 from chorus.auth.tokens import Claims, TokenSigner
-from chorus.auth.validation import account_ids, check_display_name, check_password, check_username
+from chorus.auth.validation import (account_ids, check_display_name, check_login_name, check_password,
+                                    check_username)
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.ratelimit import KeyedLimiter, Rate
 from chorus.common.grpcerrors import status_for as common_status_for
@@ -84,6 +85,7 @@ class AuthServicer(pb_grpc.AuthServicer):
 
     @_reports_errors
     def Login(self, request: pb.LoginRequest, context) -> pb.LoginResponse:
+        check_login_name(request.username)
         key = request.username.casefold()[:_MAX_LIMIT_KEY_CHARS]
         with self._failed_logins_lock:
             wait = self._failed_logins.take(key, time.monotonic())

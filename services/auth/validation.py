@@ -6,9 +6,10 @@ import re
 import unicodedata
 
 from chorus.auth.errors import InvalidInput
+from chorus.common.text import describe_control, forbidden_control
 
 __all__ = ["USERNAME_MIN_CHARS", "USERNAME_MAX_CHARS", "PASSWORD_MIN_CHARS", "PASSWORD_MAX_CHARS",
-           "DISPLAY_NAME_MAX_CHARS", "MAX_ACCOUNT_IDS_PER_CALL", "check_username", "username_key",
+           "DISPLAY_NAME_MAX_CHARS", "MAX_ACCOUNT_IDS_PER_CALL", "check_username", "check_login_name", "username_key",
            "check_password", "check_display_name", "account_ids"]
 
 USERNAME_MIN_CHARS = 3
@@ -26,6 +27,14 @@ _USERNAME_RULE = (f"username must be {USERNAME_MIN_CHARS}-{USERNAME_MAX_CHARS} c
 def check_username(username: str) -> str:
     if not (USERNAME_MIN_CHARS <= len(username) <= USERNAME_MAX_CHARS) or not _USERNAME.fullmatch(username):
         raise InvalidInput(_USERNAME_RULE)
+    return username
+
+
+def check_login_name(username: str) -> str:
+    """A username as typed at login: any text (a wrong one is just a failed login) except
+    control characters, which no username holds and PostgreSQL cannot even compare (NUL)."""
+    if (char := forbidden_control(username)) is not None:
+        raise InvalidInput(describe_control("username", char))
     return username
 
 
@@ -74,4 +83,7 @@ def account_ids(ids) -> list[str]:
     """
     if len(ids) > MAX_ACCOUNT_IDS_PER_CALL:
         raise InvalidInput(f"at most {MAX_ACCOUNT_IDS_PER_CALL} ids per call, got {len(ids)}")
+    for account_id in ids:
+        if (char := forbidden_control(account_id)) is not None:
+            raise InvalidInput(describe_control("an account id", char))
     return list(dict.fromkeys(account_id for account_id in ids if account_id))

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
+from chorus.common.text import describe_control, forbidden_control
 from chorus.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
@@ -263,6 +264,8 @@ class BrokerCore:
             raise BadRequest("text is blank")
         if len(text) > self._max_text_chars:
             raise BadRequest(f"text is over {self._max_text_chars} characters")
+        if (char := forbidden_control(text)) is not None:
+            raise BadRequest(describe_control("text", char))
 
 
 def _check_id(value: str, name: str) -> None:

@@ -10,7 +10,10 @@ Invariants:
   advances when the batch holding the new seqs has been committed.
 - A failed batch publishes nothing: every post in it gets Failure UNAVAILABLE
   and the counters of its groups are forgotten, so they are reloaded from the
-  store next time. A commit that landed although the driver reported an error
+  store next time. Any exception counts, not only the store's expected
+  StoreUnavailable: a driver error we did not foresee (PostgreSQL's DataError
+  for a NUL once killed the broker loop here) fails that batch, is logged with
+  its traceback, and the loop goes on. A commit that landed although the driver reported an error
   is therefore never overwritten or skipped past; the sender, told "not stored",
   may then post a duplicate, which is the safe side of an ambiguous failure.
 - Only the broker loop touches this object (one thread); the store is the
@@ -19,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -32,6 +36,8 @@ from .topics import group_topic
 __all__ = ["PendingPost", "PostBatcher", "delivery_of", "NOT_STORED"]
 
 NOT_STORED = "message not stored; try again"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +92,9 @@ class PostBatcher:
                 stored.append(StoredMessage(post.group_id, next_seq[post.group_id], ts_ms, post.sender.id,
                                             post.sender.username, post.sender.display_name, post.text))
             self._store.append_batch(stored)
-        except StoreUnavailable:
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("storing a batch of %d posts failed unexpectedly; refused them all", len(batch))
             for group in groups:
                 self._last_seq.pop(group, None)
             refusal = StoreUnavailable(NOT_STORED)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import orjson
 from websockets.frames import Frame, Opcode
 
+from chorus.common.text import describe_control, forbidden_control
+
 from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 
 __all__ = [
@@ -111,6 +113,8 @@ def _send(obj: dict, ref, max_text_chars: int) -> SendFrame:
         raise TooLarge(f"text is {len(text)} characters; the limit is {max_text_chars}", ref=ref)
     if not text.strip():
         raise InvalidArgument("text is blank", ref=ref)
+    if (char := forbidden_control(text)) is not None:
+        raise InvalidArgument(describe_control("text", char), ref=ref)
     return SendFrame(group, text, ref)
 
 

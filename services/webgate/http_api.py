@@ -15,6 +15,8 @@ import time
 import orjson
 from aiohttp import web
 
+from chorus.common.text import describe_control, forbidden_control
+
 from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, RateLimited, TooLarge,
                      Unauthenticated)
 from .frames import MAX_ID_CHARS, MAX_SEQ, group_states, message_json
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEPS = web.AppKey("deps", object)  # app.Deps; typed loosely to avoid an import cycle
 MAX_FIELD_CHARS = 1024  # no single field of ours is longer; services check the real limits
+_SECRET_FIELDS = frozenset({"password"})
 DEFAULT_HISTORY_PAGE = 50
 MAX_HISTORY_PAGE = 100
 
@@ -82,6 +85,9 @@ def _fields(body: dict, required: tuple[str, ...], optional: tuple[str, ...] = (
             raise InvalidArgument(f"{name!r} must be a string")
         if len(value) > MAX_FIELD_CHARS:
             raise InvalidArgument(f"{name!r} is longer than {MAX_FIELD_CHARS} characters")
+        # A password is only ever hashed, never stored or shown: any character may be in it.
+        if name not in _SECRET_FIELDS and (char := forbidden_control(value)) is not None:
+            raise InvalidArgument(describe_control(repr(name), char))
         values.append(value)
     return values
 

@@ -95,7 +95,8 @@ def test_non_member_post_is_refused_and_not_published(core):
     assert reply_of(out).failure.code == broker_pb2.Failure.NOT_MEMBER
 
 
-@pytest.mark.parametrize("text, why", [("   ", "blank"), ("x" * 21, "over 20")])
+@pytest.mark.parametrize("text, why", [("   ", "blank"), ("x" * 21, "over 20"),
+                                       ("a\u0000b", "U+0000"), ("\x1b[2J", "U+001B")])
 def test_bad_text_is_refused(core, text, why):
     open_session(core, "s1", "alice", ["g1"])
     failure = reply_of(post(core, "s1", "g1", text)).failure
@@ -199,6 +200,26 @@ def test_failed_store_refuses_the_whole_batch_publishes_nothing_and_leaves_no_ga
     fake_store.failing = False
     assert reply_of(post(core, "s1", "g1", "again")).posted.seq == 2, "no gap after the failure"
     assert fake_store.seqs_of("g1") == [1, 2]
+
+
+def test_an_unexpected_store_error_fails_its_batch_and_the_next_round_goes_on(core, fake_store, caplog):
+    """A driver error nobody foresaw (PostgreSQL's DataError for a NUL once ended the broker
+    loop) is a failed batch like any outage: UNAVAILABLE, nothing published, no gap after."""
+    open_session(core, "s1", "alice", ["g1"])
+    real_append = fake_store.append_batch
+
+    def explode(messages):
+        raise RuntimeError("value cannot contain NUL (0x00) bytes")
+    fake_store.append_batch = explode
+    accept(core, "s1", "g1", "one", request_id=10)
+    accept(core, "s1", "g1", "two", request_id=11)
+    out = core.flush()
+    assert deliveries_of(out) == []
+    assert {i: r.failure.code for i, r in acks_of(out).items()} == {
+        10: broker_pb2.Failure.UNAVAILABLE, 11: broker_pb2.Failure.UNAVAILABLE}
+    assert "failed unexpectedly" in caplog.text
+    fake_store.append_batch = real_append
+    assert reply_of(post(core, "s1", "g1", "three")).posted.seq == 1
 
 
 def test_counters_are_reloaded_after_a_failure_whose_commit_landed(core, fake_store):

@@ -1,12 +1,12 @@
-"""Generate the Python protobuf/gRPC modules in services/pb/ from proto/.
+"""Generate the Python protobuf/gRPC modules in services/wire/pb/ from proto/.
 
 The one place generated code comes from. Run after editing any .proto:
 
     .venv/bin/python scripts/gen_proto.py          # regenerate
-    .venv/bin/python scripts/gen_proto.py --check  # fail if services/pb is stale
+    .venv/bin/python scripts/gen_proto.py --check  # fail if services/wire/pb is stale
 
-The .proto files live at proto/chorus/pb/*.proto so that protoc writes imports
-as `from chorus.pb import x_pb2`, which is where the package installs them.
+The .proto files live at proto/chorus/wire/pb/*.proto so that protoc writes imports
+as `from chorus.wire.pb import x_pb2`, which is where the package installs them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-PROTO_DIR = PROTO_ROOT / "chorus" / "pb"
-TARGET = ROOT / "services" / "pb"
+PROTO_DIR = PROTO_ROOT / "chorus" / "wire" / "pb"
+TARGET = ROOT / "services" / "wire" / "pb"
 
 
 def generate(out: Path) -> None:
@@ -50,13 +50,13 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        fresh = Path(tmp) / "chorus" / "pb"
+        fresh = Path(tmp) / "chorus" / "wire" / "pb"
         names = sorted(p.name for p in fresh.iterdir() if p.is_file())
         if args.check:
             stale = [n for n in names if not (TARGET / n).exists()
                      or not filecmp.cmp(fresh / n, TARGET / n, shallow=False)]
             if stale:
-                print(f"services/pb is stale: {', '.join(stale)}; run scripts/gen_proto.py")
+                print(f"services/wire/pb is stale: {', '.join(stale)}; run scripts/gen_proto.py")
                 return 1
             return 0
         TARGET.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from chat import Api, Person, unique
-from chorus.pb import (auth_pb2, auth_pb2_grpc, membership_pb2, membership_pb2_grpc, messages_pb2,
+from chorus.wire.pb import (auth_pb2, auth_pb2_grpc, membership_pb2, membership_pb2_grpc, messages_pb2,
                        messages_pb2_grpc)
 from conftest import _libpq_url, _with_search_path, running_stack
 

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from chorus.auth.tokens import MIN_KEY_BYTES
 from chorus.common.ratelimit import Rate
+from chorus.wire.endpoints import DEFAULT_AUTH_ADDRESS
 from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
                                    resolve_database_url)
 
 __all__ = ["Settings", "add_arguments", "settings_from_args", "DEFAULT_LISTEN", "DEFAULT_TOKEN_TTL_SECS"]
 
-DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_LISTEN = DEFAULT_AUTH_ADDRESS
 DEFAULT_TOKEN_TTL_SECS = 7 * 24 * 3600
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0

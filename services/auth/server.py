@@ -6,7 +6,7 @@ import grpc
 
 from chorus.auth.servicer import AuthServicer
 from chorus.common.grpcserver import create_grpc_server
-from chorus.pb import auth_pb2, auth_pb2_grpc
+from chorus.wire.pb import auth_pb2, auth_pb2_grpc
 
 __all__ = ["SERVICE_NAME", "create_server"]
 

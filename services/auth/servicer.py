@@ -34,8 +34,8 @@ from chorus.auth.validation import (account_ids, check_display_name, check_login
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.ratelimit import KeyedLimiter, Rate
 from chorus.common.grpcerrors import status_for as common_status_for
-from chorus.pb import auth_pb2 as pb
-from chorus.pb import auth_pb2_grpc as pb_grpc
+from chorus.wire.pb import auth_pb2 as pb
+from chorus.wire.pb import auth_pb2_grpc as pb_grpc
 
 __all__ = ["AuthServicer", "status_for", "INTERNAL_ERROR_DETAILS", "DEFAULT_LOGIN_FAILURES"]
 

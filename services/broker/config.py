@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
                                    resolve_database_url)
 
-from .core import DEFAULT_MAX_HISTORY_PAGE
+from chorus.wire.endpoints import (DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER, DEFAULT_MEMBERSHIP_ADDRESS,
+                                   DEFAULT_MESSAGES_ADDRESS)
+from chorus.wire.limits import DEFAULT_MAX_TEXT_CHARS
+from chorus.wire.limits import MAX_HISTORY_PAGE as DEFAULT_MAX_HISTORY_PAGE
 
 __all__ = ["Settings", "add_arguments", "settings_from_args"]
 
-DEFAULT_ROUTER = "tcp://127.0.0.1:5555"
-DEFAULT_PUB = "tcp://127.0.0.1:5556"
-DEFAULT_GRPC_LISTEN = "127.0.0.1:50053"
-DEFAULT_MEMBERSHIP = "127.0.0.1:50052"
+DEFAULT_ROUTER = DEFAULT_BROKER_ROUTER
+DEFAULT_PUB = DEFAULT_BROKER_PUB
+DEFAULT_GRPC_LISTEN = DEFAULT_MESSAGES_ADDRESS
+DEFAULT_MEMBERSHIP = DEFAULT_MEMBERSHIP_ADDRESS
 DEFAULT_GATEWAY_TIMEOUT_SECS = 10.0
-DEFAULT_MAX_TEXT_CHARS = 4000
 DEFAULT_PUB_HWM_MSGS = 100_000
 DEFAULT_TICK_SECS = 0.5
 DEFAULT_BACKEND_TIMEOUT_SECS = 5.0

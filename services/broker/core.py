@@ -32,7 +32,7 @@ from collections.abc import Callable
 from google.protobuf.message import DecodeError
 
 from chorus.common.text import describe_control, forbidden_control
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
 from .errors import BadRequest, BrokerError, NotMember, UnknownGateway, UnknownSession
@@ -40,20 +40,17 @@ from .outputs import Output, Publish, Reply, failure, reply
 from .posting import PendingPost, PostBatcher, delivery_of
 from .records import Store
 from .routing import RoutingTable
-from .topics import BARRIER_PREFIX, CONTROL_TOPIC
+from chorus.wire.limits import (DEFAULT_HISTORY_PAGE, MAX_GROUPS_PER_REQUEST, MAX_HISTORY_PAGE, MAX_ID_CHARS,
+                                MAX_SEQ)
+from chorus.wire.topics import BARRIER_PREFIX, CONTROL_TOPIC
 
 __all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE",
            "DEFAULT_HISTORY_PAGE", "MAX_SENDER_NAME_CHARS", "SYSTEM_SENDER_ID"]
 
 log = logging.getLogger(__name__)
-MAX_SEQ = 2**63 - 1
-
-MAX_ID_CHARS = 64
-MAX_GROUPS_PER_REQUEST = 1000
 MAX_SENDER_NAME_CHARS = 64
 SYSTEM_SENDER_ID = "system"
-DEFAULT_HISTORY_PAGE = 50       # History with limit 0
-DEFAULT_MAX_HISTORY_PAGE = 100  # larger limits are capped; Messages.more says the rest exists
+DEFAULT_MAX_HISTORY_PAGE = MAX_HISTORY_PAGE  # larger limits are capped; Messages.more says the rest exists
 
 
 class BrokerCore:

@@ -19,7 +19,7 @@ mapped once to a gRPC status at its servicer:
     +-- Unavailable             -> UNAVAILABLE       (store, broker loop or membership down; retryable)
 """
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 __all__ = [
     "BrokerError", "BadRequest", "UnknownGateway", "UnknownSession", "NotMember", "StoreUnavailable",

@@ -28,9 +28,9 @@ import zmq
 
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.grpcserver import create_grpc_server
-from chorus.pb import broker_pb2, membership_pb2, membership_pb2_grpc
-from chorus.pb import messages_pb2 as pb
-from chorus.pb import messages_pb2_grpc as pb_grpc
+from chorus.wire.pb import broker_pb2, membership_pb2, membership_pb2_grpc
+from chorus.wire.pb import messages_pb2 as pb
+from chorus.wire.pb import messages_pb2_grpc as pb_grpc
 
 from .errors import GroupNotFound, InvalidArgument, MessagesError, Unavailable
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 from .errors import BrokerError
 

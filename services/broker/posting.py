@@ -26,12 +26,12 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 from .errors import StoreUnavailable
 from .outputs import Output, Publish, failure, reply
 from .records import Store, StoredMessage
-from .topics import group_topic
+from chorus.wire.topics import group_topic
 
 __all__ = ["PendingPost", "PostBatcher", "delivery_of", "NOT_STORED"]
 

@@ -36,6 +36,7 @@ from sqlmodel import Field, SQLModel, select
 
 from chorus.common.db import translate_database_errors
 from chorus.common.migrations import Schema, upgrade
+from chorus.wire.limits import MAX_ID_CHARS
 
 from .errors import StoreUnavailable
 from .records import StoredMessage
@@ -44,7 +45,6 @@ __all__ = ["StoredMessage", "MessageStore", "SCHEMA", "migrate", "use_full_sync"
 
 _log = logging.getLogger(__name__)
 
-MAX_ID_CHARS = 64
 MAX_NAME_CHARS = 256
 
 

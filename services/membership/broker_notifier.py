@@ -61,7 +61,7 @@ from typing import Protocol
 import zmq
 from google.protobuf.message import DecodeError
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT_SECS",

@@ -19,6 +19,7 @@ from chorus.common.config import (add_flag, database_env, default_data_dir, pars
                                    resolve_database_url)
 from chorus.membership.broker_notifier import DEFAULT_CLOSE_TIMEOUT_SECS, DEFAULT_MAX_QUEUED_CHANGES
 from chorus.membership.validation import DEFAULT_MAX_GROUPS_PER_ACCOUNT, DEFAULT_MAX_MEMBERS_PER_GROUP
+from chorus.wire.endpoints import DEFAULT_BROKER_ROUTER, DEFAULT_MEMBERSHIP_ADDRESS
 
 __all__ = [
     "Settings",
@@ -31,10 +32,9 @@ __all__ = [
     "BROKER_DISABLED",
 ]
 
-DEFAULT_LISTEN = "127.0.0.1:50052"
+DEFAULT_LISTEN = DEFAULT_MEMBERSHIP_ADDRESS
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0
-DEFAULT_BROKER_ROUTER = "tcp://127.0.0.1:5555"  # the broker's own default ROUTER endpoint
 BROKER_DISABLED = "none"
 _ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 _SQLITE_NAME = "membership"  # -> membership.db in the data directory

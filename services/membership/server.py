@@ -9,7 +9,7 @@ from chorus.membership.broker_notifier import Notifier, NullNotifier
 from chorus.membership.config import Settings
 from chorus.membership.servicer import MembershipServicer
 from chorus.membership.storage import MembershipStore
-from chorus.pb import membership_pb2, membership_pb2_grpc
+from chorus.wire.pb import membership_pb2, membership_pb2_grpc
 
 __all__ = ["SERVICE_NAME", "create_server"]
 

@@ -35,8 +35,8 @@ from chorus.common.grpcerrors import status_for as common_status_for
 from chorus.membership.broker_notifier import Notifier, NullNotifier
 from chorus.membership.storage import GroupInfo, MembershipStore
 from chorus.membership.validation import page_size
-from chorus.pb import membership_pb2 as pb
-from chorus.pb import membership_pb2_grpc as pb_grpc
+from chorus.wire.pb import membership_pb2 as pb
+from chorus.wire.pb import membership_pb2_grpc as pb_grpc
 
 __all__ = ["MembershipServicer", "DEFAULT_DIRECTORY_PAGE_SIZE", "MAX_DIRECTORY_PAGE_SIZE", "status_for",
            "INTERNAL_ERROR_DETAILS"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import unicodedata
 
 from chorus.membership.errors import InvalidInput
+from chorus.wire.limits import MAX_ID_CHARS
 
 __all__ = [
     "MAX_GROUP_NAME_CHARS",
@@ -26,7 +27,6 @@ __all__ = [
 ]
 
 MAX_GROUP_NAME_CHARS = 64
-MAX_ID_CHARS = 64
 # Defaults for the two configurable limits (Settings and MembershipStore take the real values).
 DEFAULT_MAX_MEMBERS_PER_GROUP = 10_000
 DEFAULT_MAX_GROUPS_PER_ACCOUNT = 500

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import grpc
 
-from chorus.pb import auth_pb2, auth_pb2_grpc, membership_pb2, membership_pb2_grpc
+from chorus.wire.pb import auth_pb2, auth_pb2_grpc, membership_pb2, membership_pb2_grpc
 
 from .errors import from_grpc
 

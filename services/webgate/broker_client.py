@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 
-from chorus.broker.topics import CONTROL_TOPIC, barrier_topic, group_of_topic, group_topic
-from chorus.pb import broker_pb2
+from chorus.wire.topics import CONTROL_TOPIC, barrier_topic, group_of_topic, group_topic
+from chorus.wire.pb import broker_pb2
 
 from .errors import ApiError, InvalidArgument, NotMember, Unavailable
 

@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
-from chorus.broker.config import DEFAULT_MAX_TEXT_CHARS, DEFAULT_PUB, DEFAULT_ROUTER
 from chorus.common.config import add_flag, parse_host_port, positive
+from chorus.wire.endpoints import (DEFAULT_AUTH_ADDRESS, DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER,
+                                   DEFAULT_MEMBERSHIP_ADDRESS, DEFAULT_WEBGATE_LISTEN)
+from chorus.wire.limits import DEFAULT_MAX_TEXT_CHARS
 
 __all__ = ["Settings", "add_arguments", "settings_from_args"]
 
-DEFAULT_LISTEN = "127.0.0.1:8080"
-DEFAULT_AUTH = "127.0.0.1:50051"
-DEFAULT_MEMBERSHIP = "127.0.0.1:50052"
+DEFAULT_LISTEN = DEFAULT_WEBGATE_LISTEN
+DEFAULT_AUTH = DEFAULT_AUTH_ADDRESS
+DEFAULT_MEMBERSHIP = DEFAULT_MEMBERSHIP_ADDRESS
+DEFAULT_ROUTER = DEFAULT_BROKER_ROUTER
+DEFAULT_PUB = DEFAULT_BROKER_PUB
 
 
 @dataclass(frozen=True, kw_only=True)

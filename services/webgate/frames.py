@@ -19,19 +19,18 @@ import orjson
 from websockets.frames import Frame, Opcode
 
 from chorus.common.text import describe_control, forbidden_control
+from chorus.wire.limits import MAX_ID_CHARS, MAX_SEQ
 
 from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 
 __all__ = [
     "AuthFrame", "SendFrame", "PingFrame", "ResumeFrame", "ReadFrame", "ClientFrame",
     "parse_client_frame", "encode", "text_frame", "message_payload", "message_json", "group_states",
-    "MAX_REF_CHARS", "MAX_ID_CHARS", "MAX_SEQ",
+    "MAX_REF_CHARS",
 ]
 
 MAX_REF_CHARS = 64
-MAX_ID_CHARS = 64
 MAX_TOKEN_CHARS = 4096
-MAX_SEQ = 2**63 - 1
 MAX_RESUME_GROUPS = 1000  # more than any account may join
 
 

@@ -16,10 +16,11 @@ import orjson
 from aiohttp import web
 
 from chorus.common.text import describe_control, forbidden_control
+from chorus.wire.limits import DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_ID_CHARS, MAX_SEQ
 
 from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, RateLimited, TooLarge,
                      Unauthenticated)
-from .frames import MAX_ID_CHARS, MAX_SEQ, group_states, message_json
+from .frames import group_states, message_json
 
 __all__ = ["routes", "error_middleware", "json_response", "DEPS", "client_address"]
 
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 DEPS = web.AppKey("deps", object)  # app.Deps; typed loosely to avoid an import cycle
 MAX_FIELD_CHARS = 1024  # no single field of ours is longer; services check the real limits
 _SECRET_FIELDS = frozenset({"password"})
-DEFAULT_HISTORY_PAGE = 50
-MAX_HISTORY_PAGE = 100
 
 routes = web.RouteTableDef()
 

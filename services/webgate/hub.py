@@ -28,7 +28,7 @@ import logging
 
 from google.protobuf.message import DecodeError
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 from .broker_client import BrokerClient
 from .errors import ApiError

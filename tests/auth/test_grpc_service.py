@@ -19,8 +19,8 @@ from chorus.auth.servicer import INTERNAL_ERROR_DETAILS, AuthServicer, status_fo
 from chorus.auth.storage import AuthStore, migrate
 from chorus.auth.tokens import TokenSigner
 from chorus.common.db import create_db_engine, sqlite_url
-from chorus.pb import auth_pb2 as pb
-from chorus.pb import auth_pb2_grpc as pb_grpc
+from chorus.wire.pb import auth_pb2 as pb
+from chorus.wire.pb import auth_pb2_grpc as pb_grpc
 from generic_grpc import assert_serving, method_without_stubs
 
 CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}

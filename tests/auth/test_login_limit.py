@@ -13,8 +13,8 @@ from chorus.auth.storage import AuthStore, migrate
 from chorus.auth.tokens import TokenSigner
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.common.ratelimit import Rate
-from chorus.pb import auth_pb2 as pb
-from chorus.pb import auth_pb2_grpc as pb_grpc
+from chorus.wire.pb import auth_pb2 as pb
+from chorus.wire.pb import auth_pb2_grpc as pb_grpc
 
 FAILURES = 3
 WINDOW_SECS = 600

@@ -16,8 +16,8 @@ import pytest
 
 from chorus.auth.config import Settings
 from chorus.auth.main import run
-from chorus.pb import auth_pb2 as pb
-from chorus.pb import auth_pb2_grpc as pb_grpc
+from chorus.wire.pb import auth_pb2 as pb
+from chorus.wire.pb import auth_pb2_grpc as pb_grpc
 
 STARTUP_TIMEOUT_SECS = 20
 CALL_TIMEOUT_SECS = 10

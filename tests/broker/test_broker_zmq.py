@@ -10,8 +10,8 @@ from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore, migrate
 from chorus.common.db import create_db_engine, sqlite_url
-from chorus.broker.topics import barrier_topic, group_topic
-from chorus.pb import broker_pb2
+from chorus.wire.topics import barrier_topic, group_topic
+from chorus.wire.pb import broker_pb2
 
 TIMEOUT_MS = 3000
 

@@ -8,8 +8,8 @@ import pytest
 
 from chorus.broker.core import BrokerCore, Publish, Reply
 from chorus.broker.errors import StoreUnavailable
-from chorus.broker.topics import CONTROL_TOPIC, barrier_topic, group_topic
-from chorus.pb import broker_pb2
+from chorus.wire.topics import CONTROL_TOPIC, barrier_topic, group_topic
+from chorus.wire.pb import broker_pb2
 
 GW = b"gw-1"
 

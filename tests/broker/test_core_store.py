@@ -8,7 +8,7 @@ import pytest
 from chorus.broker.core import BrokerCore, Publish, Reply
 from chorus.broker.posting import PendingPost
 from chorus.broker.storage import MessageStore, migrate
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 
 GW = b"gw"
 

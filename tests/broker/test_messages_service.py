@@ -16,15 +16,15 @@ from chorus.broker.messages_service import (
     SERVICE_NAME, BrokerClient, MembershipGroups, MessagesServicer, create_server)
 from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore, migrate
-from chorus.broker.topics import barrier_topic, group_topic
+from chorus.wire.topics import barrier_topic, group_topic
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership import server as membership_server
 from chorus.membership.config import Settings as MembershipSettings
 from chorus.membership.storage import MembershipStore
 from chorus.membership.storage import migrate as migrate_membership
-from chorus.pb import broker_pb2
-from chorus.pb import messages_pb2 as pb
-from chorus.pb import messages_pb2_grpc as pb_grpc
+from chorus.wire.pb import broker_pb2
+from chorus.wire.pb import messages_pb2 as pb
+from chorus.wire.pb import messages_pb2_grpc as pb_grpc
 from conftest import free_port
 from generic_grpc import assert_serving, method_without_stubs
 

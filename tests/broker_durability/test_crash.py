@@ -11,7 +11,7 @@ import time
 import pytest
 import zmq
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 from conftest import free_port
 from processes import Service, service_env
 

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzzing import EXAMPLES, FULL_RUN, GRPC_SERVICES, Figures, Fuzzer, assert_stack_alive, fuzz_settings, tracebacks
-from chorus.pb import auth_pb2, membership_pb2, messages_pb2
+from chorus.wire.pb import auth_pb2, membership_pb2, messages_pb2
 
 TIMEOUT_SECS = 10
 CALLERS_FAULT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,

@@ -19,16 +19,16 @@ from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore
 from chorus.broker.storage import migrate as migrate_broker
-from chorus.broker.topics import CONTROL_TOPIC
+from chorus.wire.topics import CONTROL_TOPIC
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership.broker_notifier import BrokerNotifier, NullNotifier, _outcome, _Outcome
 from chorus.membership.config import Settings
 from chorus.membership.server import create_server
 from chorus.membership.servicer import MembershipServicer
 from chorus.membership.storage import MembershipStore, migrate
-from chorus.pb import broker_pb2
-from chorus.pb import membership_pb2 as pb
-from chorus.pb import membership_pb2_grpc as pb_grpc
+from chorus.wire.pb import broker_pb2
+from chorus.wire.pb import membership_pb2 as pb
+from chorus.wire.pb import membership_pb2_grpc as pb_grpc
 
 ANNOUNCED_WITHIN_SECS = 1.0  # the promise
 BROKER_COMES_UP_WITHIN_SECS = 5.0  # bounded wait once a missing broker appears

@@ -13,8 +13,8 @@ from chorus.membership.config import Settings
 from chorus.membership.server import SERVICE_NAME, create_server
 from chorus.membership.servicer import INTERNAL_ERROR_DETAILS
 from chorus.membership.storage import MembershipStore, migrate
-from chorus.pb import membership_pb2 as pb
-from chorus.pb import membership_pb2_grpc as pb_grpc
+from chorus.wire.pb import membership_pb2 as pb
+from chorus.wire.pb import membership_pb2_grpc as pb_grpc
 from generic_grpc import assert_serving, method_without_stubs
 
 MAX_MEMBERS = 3

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 from chorus.webgate.errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 from chorus.webgate.frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, group_states,
                                    message_payload, parse_client_frame, text_frame)

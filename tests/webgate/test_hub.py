@@ -8,7 +8,7 @@ import asyncio
 import orjson
 import pytest
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 from chorus.webgate.errors import Unavailable
 from chorus.webgate.hub import CATCH_UP_MAX_PAGES, CATCH_UP_PAGE, Hub
 from chorus.webgate.sessions import Session

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chorus.pb import broker_pb2
+from chorus.wire.pb import broker_pb2
 from chorus.webgate.ws import _missed
 
 PAGE_CAP = 100

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from chorus.pb import messages_pb2 as chorus_dot_pb_dot_messages__pb2
+from chorus.wire.pb import messages_pb2 as chorus_dot_wire_dot_pb_dot_messages__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in chorus/pb/messages_pb2_grpc.py depends on'
+        + ' but the generated code in chorus/wire/pb/messages_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class MessagesStub:
         """
         self.PostMessage = channel.unary_unary(
                 '/chorus.messages.v1.Messages/PostMessage',
-                request_serializer=chorus_dot_pb_dot_messages__pb2.PostMessageRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_messages__pb2.PostMessageResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_messages__pb2.PostMessageRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_messages__pb2.PostMessageResponse.FromString,
                 _registered_method=True)
         self.ListMessages = channel.unary_unary(
                 '/chorus.messages.v1.Messages/ListMessages',
-                request_serializer=chorus_dot_pb_dot_messages__pb2.ListMessagesRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_messages__pb2.ListMessagesResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_messages__pb2.ListMessagesRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_messages__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
 
 
@@ -69,13 +69,13 @@ def add_MessagesServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'PostMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.PostMessage,
-                    request_deserializer=chorus_dot_pb_dot_messages__pb2.PostMessageRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_messages__pb2.PostMessageResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_messages__pb2.PostMessageRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_messages__pb2.PostMessageResponse.SerializeToString,
             ),
             'ListMessages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMessages,
-                    request_deserializer=chorus_dot_pb_dot_messages__pb2.ListMessagesRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_messages__pb2.ListMessagesResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_messages__pb2.ListMessagesRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_messages__pb2.ListMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -103,8 +103,8 @@ class Messages:
             request,
             target,
             '/chorus.messages.v1.Messages/PostMessage',
-            chorus_dot_pb_dot_messages__pb2.PostMessageRequest.SerializeToString,
-            chorus_dot_pb_dot_messages__pb2.PostMessageResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_messages__pb2.PostMessageRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_messages__pb2.PostMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -130,8 +130,8 @@ class Messages:
             request,
             target,
             '/chorus.messages.v1.Messages/ListMessages',
-            chorus_dot_pb_dot_messages__pb2.ListMessagesRequest.SerializeToString,
-            chorus_dot_pb_dot_messages__pb2.ListMessagesResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_messages__pb2.ListMessagesRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_messages__pb2.ListMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from chorus.pb import membership_pb2 as chorus_dot_pb_dot_membership__pb2
+from chorus.wire.pb import membership_pb2 as chorus_dot_wire_dot_pb_dot_membership__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in chorus/pb/membership_pb2_grpc.py depends on'
+        + ' but the generated code in chorus/wire/pb/membership_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,33 +36,33 @@ class MembershipStub:
         """
         self.CreateGroup = channel.unary_unary(
                 '/chorus.membership.v1.Membership/CreateGroup',
-                request_serializer=chorus_dot_pb_dot_membership__pb2.CreateGroupRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_membership__pb2.CreateGroupResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.CreateGroupRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.CreateGroupResponse.FromString,
                 _registered_method=True)
         self.JoinGroup = channel.unary_unary(
                 '/chorus.membership.v1.Membership/JoinGroup',
-                request_serializer=chorus_dot_pb_dot_membership__pb2.JoinGroupRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_membership__pb2.JoinGroupResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.JoinGroupRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.JoinGroupResponse.FromString,
                 _registered_method=True)
         self.LeaveGroup = channel.unary_unary(
                 '/chorus.membership.v1.Membership/LeaveGroup',
-                request_serializer=chorus_dot_pb_dot_membership__pb2.LeaveGroupRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_membership__pb2.LeaveGroupResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.LeaveGroupRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.LeaveGroupResponse.FromString,
                 _registered_method=True)
         self.ListUserGroups = channel.unary_unary(
                 '/chorus.membership.v1.Membership/ListUserGroups',
-                request_serializer=chorus_dot_pb_dot_membership__pb2.ListUserGroupsRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_membership__pb2.ListUserGroupsResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListUserGroupsRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListUserGroupsResponse.FromString,
                 _registered_method=True)
         self.ListGroupMembers = channel.unary_unary(
                 '/chorus.membership.v1.Membership/ListGroupMembers',
-                request_serializer=chorus_dot_pb_dot_membership__pb2.ListGroupMembersRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_membership__pb2.ListGroupMembersResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupMembersRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupMembersResponse.FromString,
                 _registered_method=True)
         self.ListGroups = channel.unary_unary(
                 '/chorus.membership.v1.Membership/ListGroups',
-                request_serializer=chorus_dot_pb_dot_membership__pb2.ListGroupsRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_membership__pb2.ListGroupsResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsResponse.FromString,
                 _registered_method=True)
 
 
@@ -116,33 +116,33 @@ def add_MembershipServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'CreateGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateGroup,
-                    request_deserializer=chorus_dot_pb_dot_membership__pb2.CreateGroupRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_membership__pb2.CreateGroupResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.CreateGroupRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.CreateGroupResponse.SerializeToString,
             ),
             'JoinGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.JoinGroup,
-                    request_deserializer=chorus_dot_pb_dot_membership__pb2.JoinGroupRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_membership__pb2.JoinGroupResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.JoinGroupRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.JoinGroupResponse.SerializeToString,
             ),
             'LeaveGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.LeaveGroup,
-                    request_deserializer=chorus_dot_pb_dot_membership__pb2.LeaveGroupRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_membership__pb2.LeaveGroupResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.LeaveGroupRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.LeaveGroupResponse.SerializeToString,
             ),
             'ListUserGroups': grpc.unary_unary_rpc_method_handler(
                     servicer.ListUserGroups,
-                    request_deserializer=chorus_dot_pb_dot_membership__pb2.ListUserGroupsRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_membership__pb2.ListUserGroupsResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListUserGroupsRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListUserGroupsResponse.SerializeToString,
             ),
             'ListGroupMembers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListGroupMembers,
-                    request_deserializer=chorus_dot_pb_dot_membership__pb2.ListGroupMembersRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_membership__pb2.ListGroupMembersResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupMembersRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupMembersResponse.SerializeToString,
             ),
             'ListGroups': grpc.unary_unary_rpc_method_handler(
                     servicer.ListGroups,
-                    request_deserializer=chorus_dot_pb_dot_membership__pb2.ListGroupsRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_membership__pb2.ListGroupsResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -170,8 +170,8 @@ class Membership:
             request,
             target,
             '/chorus.membership.v1.Membership/CreateGroup',
-            chorus_dot_pb_dot_membership__pb2.CreateGroupRequest.SerializeToString,
-            chorus_dot_pb_dot_membership__pb2.CreateGroupResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.CreateGroupRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.CreateGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -197,8 +197,8 @@ class Membership:
             request,
             target,
             '/chorus.membership.v1.Membership/JoinGroup',
-            chorus_dot_pb_dot_membership__pb2.JoinGroupRequest.SerializeToString,
-            chorus_dot_pb_dot_membership__pb2.JoinGroupResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.JoinGroupRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.JoinGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -224,8 +224,8 @@ class Membership:
             request,
             target,
             '/chorus.membership.v1.Membership/LeaveGroup',
-            chorus_dot_pb_dot_membership__pb2.LeaveGroupRequest.SerializeToString,
-            chorus_dot_pb_dot_membership__pb2.LeaveGroupResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.LeaveGroupRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.LeaveGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -251,8 +251,8 @@ class Membership:
             request,
             target,
             '/chorus.membership.v1.Membership/ListUserGroups',
-            chorus_dot_pb_dot_membership__pb2.ListUserGroupsRequest.SerializeToString,
-            chorus_dot_pb_dot_membership__pb2.ListUserGroupsResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.ListUserGroupsRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.ListUserGroupsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -278,8 +278,8 @@ class Membership:
             request,
             target,
             '/chorus.membership.v1.Membership/ListGroupMembers',
-            chorus_dot_pb_dot_membership__pb2.ListGroupMembersRequest.SerializeToString,
-            chorus_dot_pb_dot_membership__pb2.ListGroupMembersResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupMembersRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -305,8 +305,8 @@ class Membership:
             request,
             target,
             '/chorus.membership.v1.Membership/ListGroups',
-            chorus_dot_pb_dot_membership__pb2.ListGroupsRequest.SerializeToString,
-            chorus_dot_pb_dot_membership__pb2.ListGroupsResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsResponse.FromString,
             options,
             channel_credentials,
             insecure,

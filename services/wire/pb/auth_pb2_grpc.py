@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from chorus.pb import auth_pb2 as chorus_dot_pb_dot_auth__pb2
+from chorus.wire.pb import auth_pb2 as chorus_dot_wire_dot_pb_dot_auth__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in chorus/pb/auth_pb2_grpc.py depends on'
+        + ' but the generated code in chorus/wire/pb/auth_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class AuthStub:
         """
         self.Register = channel.unary_unary(
                 '/chorus.auth.v1.Auth/Register',
-                request_serializer=chorus_dot_pb_dot_auth__pb2.RegisterRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_auth__pb2.RegisterResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.RegisterResponse.FromString,
                 _registered_method=True)
         self.Login = channel.unary_unary(
                 '/chorus.auth.v1.Auth/Login',
-                request_serializer=chorus_dot_pb_dot_auth__pb2.LoginRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_auth__pb2.LoginResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LoginRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LoginResponse.FromString,
                 _registered_method=True)
         self.Authenticate = channel.unary_unary(
                 '/chorus.auth.v1.Auth/Authenticate',
-                request_serializer=chorus_dot_pb_dot_auth__pb2.AuthenticateRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_auth__pb2.AuthenticateResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.AuthenticateRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.AuthenticateResponse.FromString,
                 _registered_method=True)
         self.Logout = channel.unary_unary(
                 '/chorus.auth.v1.Auth/Logout',
-                request_serializer=chorus_dot_pb_dot_auth__pb2.LogoutRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_auth__pb2.LogoutResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LogoutResponse.FromString,
                 _registered_method=True)
         self.GetAccounts = channel.unary_unary(
                 '/chorus.auth.v1.Auth/GetAccounts',
-                request_serializer=chorus_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
-                response_deserializer=chorus_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
                 _registered_method=True)
 
 
@@ -105,28 +105,28 @@ def add_AuthServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Register': grpc.unary_unary_rpc_method_handler(
                     servicer.Register,
-                    request_deserializer=chorus_dot_pb_dot_auth__pb2.RegisterRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_auth__pb2.RegisterResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.RegisterRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.RegisterResponse.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
-                    request_deserializer=chorus_dot_pb_dot_auth__pb2.LoginRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_auth__pb2.LoginResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LoginRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LoginResponse.SerializeToString,
             ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
-                    request_deserializer=chorus_dot_pb_dot_auth__pb2.AuthenticateRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_auth__pb2.AuthenticateResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.AuthenticateRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.AuthenticateResponse.SerializeToString,
             ),
             'Logout': grpc.unary_unary_rpc_method_handler(
                     servicer.Logout,
-                    request_deserializer=chorus_dot_pb_dot_auth__pb2.LogoutRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_auth__pb2.LogoutResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LogoutRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.LogoutResponse.SerializeToString,
             ),
             'GetAccounts': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAccounts,
-                    request_deserializer=chorus_dot_pb_dot_auth__pb2.GetAccountsRequest.FromString,
-                    response_serializer=chorus_dot_pb_dot_auth__pb2.GetAccountsResponse.SerializeToString,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -154,8 +154,8 @@ class Auth:
             request,
             target,
             '/chorus.auth.v1.Auth/Register',
-            chorus_dot_pb_dot_auth__pb2.RegisterRequest.SerializeToString,
-            chorus_dot_pb_dot_auth__pb2.RegisterResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.RegisterRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.RegisterResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -181,8 +181,8 @@ class Auth:
             request,
             target,
             '/chorus.auth.v1.Auth/Login',
-            chorus_dot_pb_dot_auth__pb2.LoginRequest.SerializeToString,
-            chorus_dot_pb_dot_auth__pb2.LoginResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.LoginRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.LoginResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -208,8 +208,8 @@ class Auth:
             request,
             target,
             '/chorus.auth.v1.Auth/Authenticate',
-            chorus_dot_pb_dot_auth__pb2.AuthenticateRequest.SerializeToString,
-            chorus_dot_pb_dot_auth__pb2.AuthenticateResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.AuthenticateRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.AuthenticateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -235,8 +235,8 @@ class Auth:
             request,
             target,
             '/chorus.auth.v1.Auth/Logout',
-            chorus_dot_pb_dot_auth__pb2.LogoutRequest.SerializeToString,
-            chorus_dot_pb_dot_auth__pb2.LogoutResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.LogoutRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.LogoutResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -262,8 +262,8 @@ class Auth:
             request,
             target,
             '/chorus.auth.v1.Auth/GetAccounts',
-            chorus_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
-            chorus_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

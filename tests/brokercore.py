@@ -17,11 +17,28 @@ class Clock:
         return self.now
 
 
-def make_core(store, clock=None, **overrides):
+def make_core(store, clock=None, *, memberships_loaded=True, **overrides):
+    """A core a gateway has said Hello to; with its membership table loaded (an empty snapshot
+    from the membership service) unless ``memberships_loaded`` is False."""
     c = BrokerCore(broker_id="b_test", store=store, gateway_timeout_secs=10, max_text_chars=20,
                    wall_clock_ms=lambda: 1_700_000_000_000, monotonic=clock or Clock(), **overrides)
     hello(c)
+    if memberships_loaded:
+        snapshot(c, {})
     return c
+
+
+def snapshot(core, groups: dict[str, list[str]], *, snapshot_id=1, first=True, last=True, identity=GW):
+    """One page of a membership snapshot, as the membership service's notifier sends it."""
+    return request(core, identity, membership_snapshot=broker_pb2.MembershipSnapshot(
+        snapshot_id=snapshot_id, first=first, last=last,
+        groups=[broker_pb2.GroupMembers(group_id=g, account_ids=a) for g, a in groups.items()]))
+
+
+def change(core, account, group, joined=True, identity=GW):
+    """A committed membership change, as the membership service's notifier sends it."""
+    return request(core, identity, membership_change=broker_pb2.MembershipChange(
+        account_id=account, group=broker_pb2.GroupRef(id=group, name=group.title()), joined=joined))
 
 
 def request(core, identity=GW, request_id=1, **kind):
@@ -40,6 +57,10 @@ def hello(core, identity=GW):
 
 
 def open_session(core, session_id, account, groups, identity=GW):
+    """The account joins ``groups`` (as the membership service tells the broker), then a
+    gateway registers a session for it."""
+    for group in groups:
+        change(core, account, group, identity=identity)
     person = broker_pb2.Person(id=account, username=account, display_name=account.title())
     return request(core, identity, open_session=broker_pb2.OpenSession(
         session_id=session_id, account=person, group_ids=groups))

@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
+from tenacity import (AsyncRetrying, retry_if_exception, retry_if_exception_type, stop_after_attempt,
+                      wait_exponential, wait_incrementing)
+
 from chat import Api, ApiFailure, Person
 
 RECONNECT_BACKOFF_SECS = (0.2, 2.0)   # first delay, cap (doubling), like the page's
+CONNECT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 HISTORY_PAGE = 100
 
 
@@ -70,19 +74,32 @@ class PageLike:
         return n
 
     async def run(self, stop: asyncio.Event) -> None:
-        delay = RECONNECT_BACKOFF_SECS[0]
+        """Reconnect after every close, as the page does: backoff doubling from the first delay
+        to the cap while connecting fails, back to the first delay after a session that ran."""
+        first, cap = RECONNECT_BACKOFF_SECS
         while not stop.is_set():
-            try:
-                await self._session(stop)
-                delay = RECONNECT_BACKOFF_SECS[0]
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                self.tally.told[f"connect: {type(exc).__name__}"] += 1
-            self.ws = None
-            self.tally.unanswered_posts += len(self.pending)
-            self.pending.clear()
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(CONNECT_ERRORS),
+                wait=wait_exponential(multiplier=first, min=first, max=cap),
+                stop=lambda _state: stop.is_set(),
+                before_sleep=self._lost,
+                retry_error_callback=lambda _state: None,  # stopping while disconnected
+            )
+            async for attempt in retrying:
+                with attempt:
+                    await self._session(stop)
+            self._ended()
             if not stop.is_set():
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_BACKOFF_SECS[1])
+                await asyncio.sleep(first)
+
+    def _lost(self, state) -> None:
+        self.tally.told[f"connect: {type(state.outcome.exception()).__name__}"] += 1
+        self._ended()
+
+    def _ended(self) -> None:
+        self.ws = None
+        self.tally.unanswered_posts += len(self.pending)
+        self.pending.clear()
 
     async def _session(self, stop: asyncio.Event) -> None:
         async with self.person.api.http.ws_connect(self.person.ws_url, timeout=5, heartbeat=None) as ws:
@@ -240,13 +257,10 @@ class Crowd:
 
 async def _retrying(make, attempts: int = 4):
     """``await make()``, again after a 503 (a loaded machine makes argon2 miss its deadline)."""
-    for attempt in range(attempts):
-        try:
-            return await make()
-        except ApiFailure as exc:
-            if exc.status != 503 or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(1.0 + attempt)
+    retrying = AsyncRetrying(retry=retry_if_exception(lambda exc: isinstance(exc, ApiFailure) and exc.status == 503),
+                             stop=stop_after_attempt(attempts), wait=wait_incrementing(start=1.0, increment=1.0),
+                             reraise=True)
+    return await retrying(make)
 
 
 async def _post_loop(page: PageLike, rate: float, stop: asyncio.Event) -> None:

@@ -76,29 +76,38 @@ async def test_a_retry_through_another_gateway_after_a_broker_kill_gets_the_same
         assert second.stop() == 0
 
 
-def test_a_broker_killed_between_commit_and_ack_answers_the_retry_with_the_stored_message(services):
+async def test_a_broker_killed_between_commit_and_ack_answers_the_retry_with_the_stored_message(services):
     """The sender never hears the ack: the broker dies after its commit. The retry, to the
-    restarted broker, gets the original seq and ts; the message is stored once."""
-    started, _ = services
+    restarted broker, gets the original seq and ts; the message is stored once. The sender
+    here is a gateway's conversation driven by hand, so the test decides when it reads."""
+    started, base_url = services
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, base_url)
+        person = await Person.register(api, base_url.replace("http", "ws") + "/ws", "alice")
+        group = await person.create_group()
+    await asyncio.to_thread(_post_kill_and_retry, started, person.user, group["id"])
+
+
+def _post_kill_and_retry(started, user: dict, group_id: str) -> None:
     args = started["broker"].args
     router = args[args.index("--router") + 1]
     database = Path(args[args.index("--data-dir") + 1]) / "broker.db"
-    alice = broker_pb2.Person(id="u_alice", username="alice", display_name="Alice")
-    post = broker_pb2.Post(session_id="s1", group_id="g_rent", text="paid once", idempotency_key=KEY)
+    alice = broker_pb2.Person(id=user["id"], username=user["username"], display_name=user["display_name"])
+    post = broker_pb2.Post(session_id="s1", group_id=group_id, text="paid once", idempotency_key=KEY)
     context = zmq.Context()
     link = ThreadBrokerLink(context, router, client_id="gw-test", timeout_secs=5)
     try:
         link.request(time.monotonic() + 5, "done", open_session=broker_pb2.OpenSession(
-            session_id="s1", account=alice, group_ids=["g_rent"]))
+            session_id="s1", account=alice, group_ids=[group_id]))
         link.submit(time.monotonic() + 5, post=post)  # its answer is never read
-        stored = _wait_for_rows(database, "g_rent", 1)
+        stored = _wait_for_rows(database, group_id, 1)
         started["broker"].kill()
         started["broker"].start()
         deadline = time.monotonic() + RECOVERY_SECS
         while True:
             try:
                 link.request(time.monotonic() + 2, "done", open_session=broker_pb2.OpenSession(
-                    session_id="s1", account=alice, group_ids=["g_rent"]))
+                    session_id="s1", account=alice, group_ids=[group_id]))
                 posted = link.request(time.monotonic() + 2, "posted", post=post)
                 break
             except BrokerProblem:
@@ -107,7 +116,7 @@ def test_a_broker_killed_between_commit_and_ack_answers_the_retry_with_the_store
         link.close()
         context.term()
     assert (posted.seq, posted.ts_ms, posted.repeat) == (stored[0][0], stored[0][1], True)
-    assert _rows(database, "g_rent") == stored, "stored once"
+    assert _rows(database, group_id) == stored, "stored once"
 
 
 def _rows(database: Path, group: str) -> list[tuple[int, int]]:

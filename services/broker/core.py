@@ -8,8 +8,12 @@ the broker: a bad envelope becomes a Failure reply, never an exception; a
 failing store becomes Failure UNAVAILABLE.
 
 Message policy: a Post is accepted only from a registered session whose
-account is in the group (a SystemPost comes from a trusted backend: no
-membership check, sender {id: "system", username = display_name = sender_name}).
+account is in the group by the broker's own membership table, which only the
+membership service feeds (memberships.py; until its first snapshot is
+complete, posts are refused NOT_READY). A session's claimed groups decide
+nothing but where it shows as online. A SystemPost comes from a trusted
+backend: no membership check, sender {id: "system", username = display_name =
+sender_name}.
 Accepted posts wait for ``flush`` (posting.py): the whole round is stored in
 one transaction (a post whose idempotency key is already stored is answered
 with its original ack instead, and nothing new is stored or published), then
@@ -37,7 +41,8 @@ from chorus.common.text import describe_control, forbidden_control
 from chorus.wire.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
-from .errors import BadRequest, BrokerError, NotMember, UnknownGateway, UnknownSession
+from .errors import BadRequest, BrokerError, NotMember, NotReady, UnknownGateway, UnknownSession
+from .memberships import MembershipTable
 from .outputs import Output, Publish, Reply, failure, reply
 from .posting import PendingPost, PostBatcher, delivery_of
 from .records import Store
@@ -74,6 +79,7 @@ class BrokerCore:
     ) -> None:
         self.broker_id = broker_id
         self.routing = RoutingTable()
+        self.memberships = MembershipTable()
         self._store = store
         self._posts = PostBatcher(store, wall_clock_ms=wall_clock_ms)
         self._gateway_timeout_secs = gateway_timeout_secs
@@ -97,6 +103,7 @@ class BrokerCore:
             "mark_read": self._mark_read,
             "online": self._online,
             "system_post": self._system_post,
+            "membership_snapshot": self._membership_snapshot,
         }
 
     # entry points -----------------------------------------------------------
@@ -187,6 +194,7 @@ class BrokerCore:
         _check_id(change.account_id, "account_id")
         _check_id(change.group.id, "group.id")
         earlier = self.flush()  # posts accepted before the change are published before its event
+        self.memberships.change(change.account_id, change.group.id, change.joined)
         if change.joined:
             self.routing.join(change.account_id, change.group.id)
         else:
@@ -200,6 +208,18 @@ class BrokerCore:
             reply(identity, request_id, done=broker_pb2.Done()),
         ]
 
+    def _membership_snapshot(self, identity: bytes, request_id: int, snapshot) -> list[Output]:
+        for group in snapshot.groups:
+            _check_id(group.group_id, "groups[].group_id")
+            for account in group.account_ids:
+                _check_id(account, "groups[].account_ids[]")
+        done = self.memberships.snapshot_page(
+            snapshot.snapshot_id, ((g.group_id, g.account_ids) for g in snapshot.groups),
+            first=snapshot.first, last=snapshot.last)
+        if done:
+            log.info("membership table loaded: %d memberships", self.memberships.membership_count())
+        return [reply(identity, request_id, done=broker_pb2.Done())]
+
     def _sync(self, identity: bytes, request_id: int, sync) -> list[Output]:
         if not sync.nonce:
             raise BadRequest("sync needs a nonce")
@@ -209,7 +229,7 @@ class BrokerCore:
 
     def _online(self, identity: bytes, request_id: int, online) -> list[Output]:
         _check_id(online.group_id, "group_id")
-        members = sorted(self.routing.members_of(online.group_id))
+        members = sorted(self.routing.members_of(online.group_id) & self.memberships.members_of(online.group_id))
         return [reply(identity, request_id, online_members=broker_pb2.OnlineMembers(account_ids=members))]
 
     # messages -----------------------------------------------------------------
@@ -218,7 +238,9 @@ class BrokerCore:
         session = self.routing.session(identity, post.session_id)
         if session is None:
             raise UnknownSession(f"session {post.session_id!r} is not registered")
-        if post.group_id not in session.groups:
+        if not self.memberships.complete:
+            raise NotReady("the broker is still loading who is in which group; try again")
+        if not self.memberships.is_member(session.account_id, post.group_id):
             raise NotMember(f"not a member of group {post.group_id!r}")
         self._check_text(post.text)
         _check_key(post.idempotency_key)

@@ -43,6 +43,14 @@ The link says ``Hello`` before its first request, after any failed attempt
 ``UNKNOWN_GATEWAY``, and every ``heartbeat_secs`` while idle, so the broker does
 not expire us as a silent client.
 
+The broker checks every post against its own membership table, which only
+this notifier feeds: when a Welcome says ``fresh`` (the broker does not know
+us: first contact, or it restarted), the sender thread first sends every
+membership as a snapshot (``snapshot_source`` pages through the store, in
+pages of ``snapshot_page_size``; each page is confirmed like a change), then
+goes on with the outbox. The thread says Hello as soon as it starts, so a
+broker gets its table right away.
+
 Throughput is one change per broker round trip (well under a millisecond on a
 LAN), far above the rate people join and leave groups.
 """
@@ -55,6 +63,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -82,8 +91,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUED_CHANGES = 10_000
 DEFAULT_REPLY_TIMEOUT_SECS = 1.0
 DEFAULT_RETRY_PAUSE_SECS = 0.2
-DEFAULT_HEARTBEAT_SECS = 3.0  # well inside the broker's default 10 s gateway timeout
+DEFAULT_HEARTBEAT_SECS = 1.0  # a restarted broker gets its snapshot within about this
 DEFAULT_CLOSE_TIMEOUT_SECS = 2.0
+DEFAULT_SNAPSHOT_PAGE_SIZE = 5000  # memberships per MembershipSnapshot page
+
+# (after (group_id, account_id) or None, limit) -> the next memberships in key order
+SnapshotSource = Callable[[tuple[str, str] | None, int], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +165,11 @@ class _NotConfirmed(Exception):
 
 @dataclass(slots=True)
 class _Delivery:
-    change: Change
-    request_id: int | None = None  # every attempt for one change reuses it
+    """One request to get confirmed: a change, or a page of the membership snapshot."""
+
+    what: object          # for the logs: the Change, or a description of the page
+    kind: dict            # the GatewayRequest field, e.g. {"membership_change": ...}
+    request_id: int | None = None  # every attempt reuses it
 
 
 class BrokerNotifier:
@@ -172,6 +188,8 @@ class BrokerNotifier:
         heartbeat_secs: float = DEFAULT_HEARTBEAT_SECS,
         gateway_id: str | None = None,
         context: zmq.Context | None = None,
+        snapshot_source: SnapshotSource | None = None,
+        snapshot_page_size: int = DEFAULT_SNAPSHOT_PAGE_SIZE,
     ) -> None:
         if max_queued_changes < 1:
             raise ValueError(f"max_queued_changes must be >= 1, got {max_queued_changes}")
@@ -182,6 +200,8 @@ class BrokerNotifier:
         self._retry_pause_secs = retry_pause_secs
         self._heartbeat_secs = heartbeat_secs
         self._context = context or zmq.Context.instance()
+        self._snapshot_source = snapshot_source
+        self._snapshot_page_size = snapshot_page_size
         self._wakeup = threading.Condition()
         # Guarded by _wakeup: the outbox, and when to give up flushing (set by close).
         self._outbox: deque[Change] = deque()
@@ -238,42 +258,48 @@ class BrokerNotifier:
 
     def _run(self) -> None:
         try:
+            idle_secs = 0.0  # say Hello at once when starting: the broker may want a snapshot
             while True:
                 with self._wakeup:
-                    self._wakeup.wait_for(lambda: self._outbox or self._stop_at is not None,
-                                          timeout=self._heartbeat_secs)
+                    self._wakeup.wait_for(lambda: self._outbox or self._stop_at is not None, timeout=idle_secs)
+                    idle_secs = self._heartbeat_secs
                     head = self._outbox[0] if self._outbox else None
                     stop_at = self._stop_at
                 if stop_at is not None and (head is None or time.monotonic() >= stop_at):
                     return
-                if head is None:
+                if head is None or self._link.conversation.needs_hello:
                     self._hello(self._deadline())
+                if self._snapshot_source is not None and self._link.conversation.reregistration_due:
+                    self._send_snapshot()
                     continue
-                self._deliver(head)
+                if head is not None and self._deliver(_Delivery(head, {"membership_change": head.message()})):
+                    with self._wakeup:
+                        self._outbox.popleft()  # only this thread removes, so the head is still ours
         except Exception:
             log.exception("broker notifier thread failed")
         finally:
             self._log_undelivered()
             self._link.close()
 
-    def _deliver(self, change: Change) -> None:
-        """Attempt until the broker confirms (or refuses) the head change, or close()'s deadline."""
+    def _deliver(self, delivery: _Delivery) -> bool:
+        """Attempt until the broker confirms (or refuses) ``delivery``, or close()'s deadline
+        passes (False)."""
         retrying = Retrying(
             retry=retry_if_exception_type(_NotConfirmed),
             wait=self._wait_after,
             stop=lambda _state: self._closing_deadline_passed(),
             sleep=self._pause,
-            retry_error_callback=lambda _state: None,  # stopping: the change stays, and is logged
+            retry_error_callback=lambda _state: False,  # stopping: a change stays, and is logged
         )
-        retrying(self._attempt, _Delivery(change))
+        return retrying(self._attempt, delivery)
 
-    def _attempt(self, delivery: _Delivery) -> None:
-        """Try to get the head of the outbox confirmed once; _NotConfirmed when it was not."""
+    def _attempt(self, delivery: _Delivery) -> bool:
+        """Try to get ``delivery`` confirmed once: True, or _NotConfirmed when it was not."""
         link = self._link
         deadline = self._deadline()
         had_welcome = not link.conversation.needs_hello
         if not had_welcome and not self._hello(deadline):
-            self._failed(delivery.change)
+            self._failed(delivery.what)
             raise _NotConfirmed(pause=True)
         # A late answer to an earlier attempt, read while waiting for Welcome, counts.
         answer = link.take_answer(delivery.request_id) if delivery.request_id is not None else None
@@ -282,22 +308,20 @@ class BrokerNotifier:
                 if delivery.request_id is not None and link.conversation.is_pending(delivery.request_id):
                     link.resubmit(delivery.request_id, deadline)
                 else:
-                    delivery.request_id = link.submit(deadline, membership_change=delivery.change.message())
+                    delivery.request_id = link.submit(deadline, **delivery.kind)
             except BrokerUnreachable:
-                self._failed(delivery.change)
+                self._failed(delivery.what)
                 raise _NotConfirmed(pause=True) from None
             answer = link.wait(delivery.request_id, deadline)
         outcome = _outcome(answer)
         if outcome is _Outcome.REFUSED:
-            log.error("broker refused %s: %s", delivery.change, answer.error)
+            log.error("broker refused %s: %s", delivery.what, answer.error)
         if outcome in (_Outcome.DONE, _Outcome.REFUSED):
             link.forget(delivery.request_id)
-            with self._wakeup:
-                self._outbox.popleft()  # only this thread removes, so the head is still ours
             if self._failing:
                 log.info("broker at %s is confirming membership changes again", self.router_endpoint)
                 self._failing = False
-            return
+            return True
         # No confirmation: the broker may have restarted, expired us, or be stalled. The next
         # attempt says Hello first and resends only once that is answered, so a stalled broker
         # is not handed the same change again and again.
@@ -305,13 +329,46 @@ class BrokerNotifier:
         # A broker that forgot us right after welcoming us is not forgetting a stale Hello: pause.
         pause = outcome is _Outcome.RETRY or not had_welcome
         if pause:
-            self._failed(delivery.change)
+            self._failed(delivery.what)
         raise _NotConfirmed(pause)
+
+    def _send_snapshot(self) -> None:
+        """Every membership, in pages, to a broker that does not know us (see the module doc).
+
+        Marked done before it starts: a broker that restarts while the pages go out says
+        ``fresh`` again, and the next round starts a new snapshot (the pages that reached the
+        new broker without their first page are ignored there)."""
+        self._link.conversation.reregistered()
+        snapshot_id = secrets.randbits(63)
+        after, first, sent = None, True, 0
+        while True:
+            try:
+                rows = self._snapshot_source(after, self._snapshot_page_size)
+            except Exception:
+                log.exception("reading the membership snapshot failed; trying again")
+                self._link.conversation.reregistration_due = True
+                self._pause(self._retry_pause_secs)
+                return
+            last = len(rows) < self._snapshot_page_size
+            groups: dict[str, list[str]] = {}
+            for group_id, account_id in rows:
+                groups.setdefault(group_id, []).append(account_id)
+            page = broker_pb2.MembershipSnapshot(
+                snapshot_id=snapshot_id, first=first, last=last,
+                groups=[broker_pb2.GroupMembers(group_id=g, account_ids=a) for g, a in groups.items()])
+            if not self._deliver(_Delivery(f"a membership snapshot page ({len(rows)} memberships)",
+                                           {"membership_snapshot": page})):
+                return  # stopping
+            sent += len(rows)
+            if last:
+                log.info("sent the broker at %s every membership (%d)", self.router_endpoint, sent)
+                return
+            after, first = rows[-1], False
 
     def _wait_after(self, state: RetryCallState) -> float:
         return self._retry_pause_secs if state.outcome.exception().pause else 0.0
 
-    def _failed(self, change: Change) -> None:
+    def _failed(self, change: object) -> None:
         """Warn once per outage (not per attempt)."""
         if not self._failing:
             log.warning("broker at %s is not confirming membership changes (first: %s); "

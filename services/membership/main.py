@@ -43,7 +43,8 @@ def run(settings: Settings) -> int:
         )
         if settings.broker_router is not None:
             broker_notifier = BrokerNotifier(settings.broker_router,
-                                             max_queued_changes=settings.broker_max_queued_changes)
+                                             max_queued_changes=settings.broker_max_queued_changes,
+                                             snapshot_source=store.memberships_page)
             try:
                 broker_notifier.start()
             except zmq.ZMQError as exc:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, case, delete, func
+from sqlalchemy import DateTime, case, delete, func, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
@@ -211,6 +211,17 @@ class MembershipStore:
                     .order_by(MembershipRow.joined_at, MembershipRow.account_id)
                 ).all()
             )
+
+    @_database_errors
+    def memberships_page(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
+        """Every (group_id, account_id), a page at a time in key order after ``after`` (None:
+        from the start): what the broker's membership snapshot is read from."""
+        query = select(MembershipRow.group_id, MembershipRow.account_id)
+        if after is not None:
+            query = query.where(tuple_(MembershipRow.group_id, MembershipRow.account_id) > after)
+        query = query.order_by(MembershipRow.group_id, MembershipRow.account_id).limit(limit)
+        with Session(self._engine) as session:
+            return [(group_id, account_id) for group_id, account_id in session.exec(query).all()]
 
     @_database_errors
     def directory(self, account_id: str | None, limit: int) -> list[tuple[GroupInfo, bool]]:

@@ -34,6 +34,7 @@ Invariants:
     |   +-- UnknownSession         UNKNOWN_SESSION: register the session again
     |   +-- UnknownGateway         UNKNOWN_GATEWAY: say Hello, then retry
     |   +-- StoreUnavailable       UNAVAILABLE: nothing stored; retryable
+    |   +-- NotReady               NOT_READY: the broker is still loading; nothing done, retry soon
     +-- BrokerTimeout              no answer by the deadline (it may have been done)
     +-- BrokerUnreachable          no broker connected to send to (nothing was done)
 """
@@ -50,7 +51,7 @@ from chorus.wire.pb import broker_pb2
 __all__ = [
     "Conversation", "Answer", "Outgoing",
     "BrokerProblem", "BrokerRefused", "Malformed", "NotMember", "UnknownSession", "UnknownGateway",
-    "StoreUnavailable", "BrokerTimeout", "BrokerUnreachable", "refusal",
+    "StoreUnavailable", "NotReady", "BrokerTimeout", "BrokerUnreachable", "refusal",
 ]
 
 _Code = broker_pb2.Failure.Code
@@ -87,6 +88,12 @@ class StoreUnavailable(BrokerRefused):
     code = _Code.UNAVAILABLE
 
 
+class NotReady(BrokerRefused):
+    """The broker has just started and does not know the memberships yet; nothing was done."""
+
+    code = _Code.NOT_READY
+
+
 class BrokerTimeout(BrokerProblem):
     """No answer in time. The broker may still have done it (a post may be stored)."""
 
@@ -96,7 +103,7 @@ class BrokerUnreachable(BrokerProblem):
 
 
 _REFUSALS: dict[int, type[BrokerRefused]] = {
-    cls.code: cls for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable)
+    cls.code: cls for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady)
 }
 
 

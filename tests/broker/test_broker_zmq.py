@@ -40,6 +40,7 @@ def store(tmp_path):
 def broker(store):
     context = zmq.Context()
     core = BrokerCore(broker_id="b_zmq", store=store, gateway_timeout_secs=30, max_text_chars=4000)
+    core.memberships.snapshot_page(1, [], first=True, last=True)  # the membership service: no one yet
     server = BrokerServer(core, router_endpoint="tcp://127.0.0.1:0", pub_endpoint="tcp://127.0.0.1:0",
                           pub_hwm_msgs=1000, tick_secs=0.05, context=context)
     endpoints = server.bind()
@@ -76,6 +77,9 @@ class Gateway:
         return reply
 
     def open(self, session_id, account, groups):
+        for g in groups:  # what the membership service tells the broker when the account joins
+            self.request(membership_change=broker_pb2.MembershipChange(
+                account_id=account, group=broker_pb2.GroupRef(id=g, name=g), joined=True))
         for g in groups:
             self.sub.subscribe(group_topic(g))
         nonce = f"{account}-{session_id}".encode()

@@ -22,6 +22,9 @@ def store(engine):
 def new_core(store) -> BrokerCore:
     core = BrokerCore(broker_id="b", store=store, gateway_timeout_secs=10, max_text_chars=100)
     send(core, hello=broker_pb2.Hello(gateway_id="gw"))
+    send(core, membership_snapshot=broker_pb2.MembershipSnapshot(  # what the membership service says
+        snapshot_id=1, first=True, last=True,
+        groups=[broker_pb2.GroupMembers(group_id=g, account_ids=["u_alice"]) for g in ("g1", "g2")]))
     person = broker_pb2.Person(id="u_alice", username="alice", display_name="Alice")
     send(core, open_session=broker_pb2.OpenSession(session_id="s1", account=person, group_ids=["g1", "g2"]))
     return core

@@ -66,6 +66,19 @@ class Gateway:
         self.dealer.close(linger=0)
 
 
+def tell_memberships(context, router: str, accounts: list[str]) -> None:
+    """What the membership service does for a broker that does not know it: every account
+    below is in every group (the broker refuses posts until it has heard this)."""
+    membership = Gateway(context, router, "membership")
+    try:
+        reply = membership.request(membership_snapshot=broker_pb2.MembershipSnapshot(
+            snapshot_id=1, first=True, last=True,
+            groups=[broker_pb2.GroupMembers(group_id=g, account_ids=accounts) for g in GROUPS]))
+        assert reply.WhichOneof("kind") == "done"
+    finally:
+        membership.close()
+
+
 def poster(context, router, n, acked, stop, failures):
     """Post until the broker stops answering; record (group, seq) -> text for every ack."""
     gateway = Gateway(context, router, f"poster{n}")
@@ -101,7 +114,9 @@ def test_every_acked_message_survives_kill_9_and_seqs_continue(broker_service):
     service, router = broker_service
     service.start()
     context = zmq.Context()
+    accounts = [f"user{n}" for n in range(POSTERS)] + ["reader"]
     try:
+        tell_memberships(context, router, accounts)
         acked: dict[tuple[str, int], str] = {}
         failures: list = []
         stop = threading.Event()
@@ -121,6 +136,7 @@ def test_every_acked_message_survives_kill_9_and_seqs_continue(broker_service):
         assert len(acked) >= MIN_ACKED_BEFORE_KILL, f"only {len(acked)} acks before the deadline"
 
         service.start()  # same ports, same data directory
+        tell_memberships(context, router, accounts)
         reader = Gateway(context, router, "reader")
         try:
             stored = {group: reader.history(group) for group in GROUPS}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
+
 from chat import Person, assert_delivered_to
 from generic_grpc import call_without_stubs
 
@@ -88,11 +90,6 @@ async def test_another_backend_adds_a_member_over_grpc_and_live_pages_follow(com
 
 
 async def _open_within(person: Person, seconds: float):
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            return await person.open_page()
-        except Exception:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    """The person's page, opened again and again (the gateway may be restarting) for ``seconds``."""
+    retrying = AsyncRetrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.5), reraise=True)
+    return await retrying(person.open_page)

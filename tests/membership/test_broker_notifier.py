@@ -391,3 +391,43 @@ def test_a_notifier_that_never_started_logs_what_it_was_given(caplog):
         notifier.notify("u_bob", "g_1", "General", True)
     assert "account u_ann left group g_1 ('General')" in caplog.text
     assert "closed; live sessions will not hear that account u_bob joined group g_1" in caplog.text
+
+
+def _wait_until(condition, within_secs: float = BROKER_COMES_UP_WITHIN_SECS) -> None:
+    deadline = time.monotonic() + within_secs
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert condition()
+
+
+def test_a_broker_that_does_not_know_us_gets_every_membership_first(tmp_path, broker):
+    """The broker decides posts by its own table; a new or restarted one gets it as a snapshot,
+    in pages, from the notifier, and changes made while it was away are in it."""
+    router = unused_router_endpoint()
+    engine = create_db_engine(sqlite_url(tmp_path, "members"))
+    migrate(engine)
+    store = MembershipStore(engine)
+    notifier = BrokerNotifier(router, snapshot_source=store.memberships_page, snapshot_page_size=2,
+                              retry_pause_secs=0.05)
+    notifier.start()
+    try:
+        first = store.create_group("u_ann", "First")
+        second = store.create_group("u_bob", "Second")
+        for account in ("u_cid", "u_dee"):
+            store.join(first.id, account)
+        running = broker(router=router).start()  # came up after the memberships were made
+        table = running.server.core.memberships
+        _wait_until(lambda: table.complete)
+        assert table.members_of(first.id) == {"u_ann", "u_cid", "u_dee"}
+        assert table.members_of(second.id) == {"u_bob"}
+
+        running.stop()
+        store.leave(first.id, "u_dee")  # while no broker runs
+        restarted = broker("b2", router=router).start()
+        table = restarted.server.core.memberships
+        _wait_until(lambda: table.complete)
+        assert table.members_of(first.id) == {"u_ann", "u_cid"}
+        assert table.members_of(second.id) == {"u_bob"}
+    finally:
+        notifier.close(1.0)
+        engine.dispose()

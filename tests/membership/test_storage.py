@@ -236,3 +236,17 @@ def test_unreachable_database_is_reported_as_unavailable():
             MembershipStore(engine).groups_of("u_ann")
     finally:
         engine.dispose()
+
+
+def test_every_membership_pages_out_in_key_order_for_the_brokers_snapshot(store):
+    first = store.create_group(OWNER, "First")
+    second = store.create_group("u_zed", "Second")
+    for account in ("u_b", "u_a", "u_c"):
+        store.join(first.id, account)
+    store.leave(first.id, "u_c")
+    everything, after = [], None
+    while page := store.memberships_page(after, 2):
+        assert len(page) <= 2
+        everything += page
+        after = page[-1]
+    assert everything == sorted({(first.id, a) for a in (OWNER, "u_a", "u_b")} | {(second.id, "u_zed")})

@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable
 
 import zmq
 import zmq.asyncio
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
-from chorus.wire.conversation import Answer, BrokerProblem, BrokerTimeout, Conversation
+from chorus.wire.conversation import Answer, BrokerProblem, BrokerRefused, BrokerTimeout, Conversation, NotReady
 
 from .sockets import dealer
 
@@ -34,11 +35,15 @@ log = logging.getLogger(__name__)
 
 class AsyncBrokerLink:
     def __init__(self, endpoint: str, *, client_id: str, timeout_secs: float, heartbeat_secs: float,
+                 retry_on: tuple[type[BrokerRefused], ...] = (NotReady,), retry_pause_secs: float = 0.05,
                  context: zmq.asyncio.Context | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.conversation = Conversation(client_id, timeout_secs=timeout_secs)
         self._heartbeat_secs = heartbeat_secs
+        # Refusals that say "nothing was done, ask again shortly": retried within the deadline.
+        self._retry_on = retry_on
+        self._retry_pause_secs = retry_pause_secs
         self._context = context or zmq.asyncio.Context.instance()
         self._monotonic = monotonic
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
@@ -67,7 +72,17 @@ class AsyncBrokerLink:
         return (await self.request(**kind)).result(expected)
 
     async def request(self, **kind) -> Answer:
-        """Send one request (e.g. ``post=broker_pb2.Post(...)``) and wait for its answer."""
+        """Send one request (e.g. ``post=broker_pb2.Post(...)``) and wait for its answer; a refusal
+        of a ``retry_on`` kind is asked again, every ``retry_pause_secs``, until the deadline."""
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda answer: isinstance(answer.error, self._retry_on)),
+            wait=wait_fixed(self._retry_pause_secs),
+            stop=stop_after_delay(self.conversation.timeout_secs),
+            retry_error_callback=lambda state: state.outcome.result(),  # the last refusal, as it is
+        )
+        return await retrying(self._exchange, kind)
+
+    async def _exchange(self, kind: dict) -> Answer:
         now = self._monotonic()
         outgoing = self.conversation.request(now, **kind)
         future = asyncio.get_running_loop().create_future()

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GatewayRequest(_message.Message):
-    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync", "history", "group_states", "mark_read", "online", "system_post")
+    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync", "history", "group_states", "mark_read", "online", "system_post", "membership_snapshot")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     OPEN_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class GatewayRequest(_message.Message):
     MARK_READ_FIELD_NUMBER: _ClassVar[int]
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_POST_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     hello: Hello
     open_session: OpenSession
@@ -33,7 +34,8 @@ class GatewayRequest(_message.Message):
     mark_read: MarkRead
     online: Online
     system_post: SystemPost
-    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., group_states: _Optional[_Union[GroupStates, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., online: _Optional[_Union[Online, _Mapping]] = ..., system_post: _Optional[_Union[SystemPost, _Mapping]] = ...) -> None: ...
+    membership_snapshot: MembershipSnapshot
+    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., group_states: _Optional[_Union[GroupStates, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., online: _Optional[_Union[Online, _Mapping]] = ..., system_post: _Optional[_Union[SystemPost, _Mapping]] = ..., membership_snapshot: _Optional[_Union[MembershipSnapshot, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("gateway_id",)
@@ -88,6 +90,26 @@ class MembershipChange(_message.Message):
     group: GroupRef
     joined: bool
     def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...
+
+class MembershipSnapshot(_message.Message):
+    __slots__ = ("snapshot_id", "first", "last", "groups")
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: int
+    first: bool
+    last: bool
+    groups: _containers.RepeatedCompositeFieldContainer[GroupMembers]
+    def __init__(self, snapshot_id: _Optional[int] = ..., first: _Optional[bool] = ..., last: _Optional[bool] = ..., groups: _Optional[_Iterable[_Union[GroupMembers, _Mapping]]] = ...) -> None: ...
+
+class GroupMembers(_message.Message):
+    __slots__ = ("group_id", "account_ids")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    account_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, group_id: _Optional[str] = ..., account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GroupRef(_message.Message):
     __slots__ = ("id", "name")
@@ -235,12 +257,14 @@ class Failure(_message.Message):
         UNKNOWN_SESSION: _ClassVar[Failure.Code]
         UNKNOWN_GATEWAY: _ClassVar[Failure.Code]
         UNAVAILABLE: _ClassVar[Failure.Code]
+        NOT_READY: _ClassVar[Failure.Code]
     CODE_UNSPECIFIED: Failure.Code
     BAD_REQUEST: Failure.Code
     NOT_MEMBER: Failure.Code
     UNKNOWN_SESSION: Failure.Code
     UNKNOWN_GATEWAY: Failure.Code
     UNAVAILABLE: Failure.Code
+    NOT_READY: Failure.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     code: Failure.Code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -51,42 +52,40 @@ def _membership_snapshot(router: str, account: str, group: str) -> None:
         link.close()
 
 
-async def test_a_post_to_a_broker_still_loading_is_asked_again_until_it_is_ready(broker):
-    core, router = broker
-    link = AsyncBrokerLink(router, client_id="gw-a", timeout_secs=5, heartbeat_secs=1,
-                           context=zmq.asyncio.Context.instance())
+@contextlib.asynccontextmanager
+async def gateway_with_ann(router: str, *, timeout_secs: float):
+    """A gateway's link, welcomed, with Ann's session (in g1, she says) registered."""
+    link = AsyncBrokerLink(router, client_id=f"gw-{time.monotonic_ns()}", timeout_secs=timeout_secs,
+                           heartbeat_secs=1, context=zmq.asyncio.Context.instance())
     await link.start()
     try:
         await link.ask("welcome", hello=link.conversation.hello_message())
         person = broker_pb2.Person(id="ann", username="ann", display_name="Ann")
         await link.ask("done", open_session=broker_pb2.OpenSession(session_id="s1", account=person,
                                                                     group_ids=["g1"]))
+        yield link
+    finally:
+        await link.close()
+
+
+async def test_a_post_to_a_broker_still_loading_is_asked_again_until_it_is_ready(broker):
+    _, router = broker
+    async with gateway_with_ann(router, timeout_secs=5) as link:
         post = asyncio.create_task(link.ask("posted", post=broker_pb2.Post(session_id="s1", group_id="g1",
                                                                            text="hello")))
         await asyncio.sleep(0.3)
         assert not post.done(), "NOT_READY is asked again, not handed to the person"
         await asyncio.to_thread(_membership_snapshot, router, "ann", "g1")
         assert (await asyncio.wait_for(post, 5)).seq == 1
-    finally:
-        await link.close()
 
 
 async def test_a_broker_that_stays_not_ready_ends_in_its_refusal_at_the_deadline(broker):
     _, router = broker
-    link = AsyncBrokerLink(router, client_id="gw-b", timeout_secs=0.5, heartbeat_secs=1,
-                           context=zmq.asyncio.Context.instance())
-    await link.start()
-    try:
-        await link.ask("welcome", hello=link.conversation.hello_message())
-        person = broker_pb2.Person(id="ann", username="ann", display_name="Ann")
-        await link.ask("done", open_session=broker_pb2.OpenSession(session_id="s1", account=person,
-                                                                    group_ids=["g1"]))
+    async with gateway_with_ann(router, timeout_secs=0.5) as link:
         started = time.monotonic()
         with pytest.raises(NotReady):
             await link.ask("posted", post=broker_pb2.Post(session_id="s1", group_id="g1", text="hello"))
         assert 0.4 < time.monotonic() - started < 2.0
-    finally:
-        await link.close()
 
 
 def test_a_thread_link_with_no_broker_times_out_by_its_deadline():

@@ -17,6 +17,7 @@ from .broker_client import BrokerClient
 from .config import Settings
 from .http_api import DEPS, error_middleware, routes
 from .hub import Hub
+from .security import add_security_headers
 from .ws import websocket
 
 __all__ = ["Deps", "create_app", "STATIC_DIR", "OPENAPI_PATH"]
@@ -42,6 +43,7 @@ class Deps:
 def create_app(settings: Settings) -> web.Application:
     """The application; backends connect on startup and close on cleanup."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    add_security_headers(app)
     app.add_routes(routes)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/healthz", _healthz)

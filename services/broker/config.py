@@ -20,6 +20,8 @@ from chorus.wire.endpoints import (DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER, DE
 from chorus.wire.limits import DEFAULT_MAX_TEXT_CHARS
 from chorus.wire.limits import MAX_HISTORY_PAGE as DEFAULT_MAX_HISTORY_PAGE
 
+from .core import DEFAULT_KEY_RETENTION_SECS
+
 __all__ = ["Settings", "add_arguments", "settings_from_args"]
 
 DEFAULT_ROUTER = DEFAULT_BROKER_ROUTER
@@ -53,6 +55,7 @@ class Settings:
     backend_timeout_secs: float = DEFAULT_BACKEND_TIMEOUT_SECS
     max_workers: int = DEFAULT_MAX_WORKERS
     grace_secs: float = DEFAULT_GRACE_SECS
+    key_retention_secs: float = DEFAULT_KEY_RETENTION_SECS
 
 
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -84,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
              default=DEFAULT_MAX_HISTORY_PAGE, help="most messages one History page returns")
     add_flag(parser, "--pub-hwm-msgs", env=env, var="CHORUS_BROKER_PUB_HWM",
              default=DEFAULT_PUB_HWM_MSGS, help="messages queued per gateway before it loses some")
+    add_flag(parser, "--key-retention-secs", env=env, var="CHORUS_BROKER_KEY_RETENTION_SECS",
+             default=DEFAULT_KEY_RETENTION_SECS,
+             help="how long a send's idempotency key is remembered (a repeat gets the original ack)")
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
@@ -105,6 +111,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         max_history_page=positive(args.max_history_page,
                                   name="--max-history-page ($CHORUS_BROKER_MAX_HISTORY_PAGE)"),
         pub_hwm_msgs=positive(args.pub_hwm_msgs, name="--pub-hwm-msgs ($CHORUS_BROKER_PUB_HWM)"),
+        key_retention_secs=positive(args.key_retention_secs, kind=float,
+                                    name="--key-retention-secs ($CHORUS_BROKER_KEY_RETENTION_SECS)"),
     )
 
 

@@ -11,8 +11,10 @@ Message policy: a Post is accepted only from a registered session whose
 account is in the group (a SystemPost comes from a trusted backend: no
 membership check, sender {id: "system", username = display_name = sender_name}).
 Accepted posts wait for ``flush`` (posting.py): the whole round is stored in
-one transaction, then each gets the group's next sequence number (per group,
-strictly increasing and gap-free, continuing across restarts from the store),
+one transaction (a post whose idempotency key is already stored is answered
+with its original ack instead, and nothing new is stored or published), then
+each gets the group's next sequence number (per group, strictly increasing
+and gap-free, continuing across restarts from the store),
 is published ONCE on the group's topic (ZeroMQ copies it to each subscribed
 gateway, not to each member) and acked. An ack therefore means "stored";
 whoever saw the ack or the Delivery finds the message in History.
@@ -41,16 +43,18 @@ from .posting import PendingPost, PostBatcher, delivery_of
 from .records import Store
 from .routing import RoutingTable
 from chorus.wire.limits import (DEFAULT_HISTORY_PAGE, MAX_GROUPS_PER_REQUEST, MAX_HISTORY_PAGE, MAX_ID_CHARS,
-                                MAX_SEQ)
+                                MAX_IDEMPOTENCY_KEY_CHARS, MAX_SEQ)
 from chorus.wire.senders import SYSTEM_SENDER_ID
 from chorus.wire.topics import BARRIER_PREFIX, CONTROL_TOPIC
 
-__all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE",
+__all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE", "DEFAULT_KEY_RETENTION_SECS",
            "DEFAULT_HISTORY_PAGE", "MAX_SENDER_NAME_CHARS", "SYSTEM_SENDER_ID"]
 
 log = logging.getLogger(__name__)
 MAX_SENDER_NAME_CHARS = 64
 DEFAULT_MAX_HISTORY_PAGE = MAX_HISTORY_PAGE  # larger limits are capped; Messages.more says the rest exists
+DEFAULT_KEY_RETENTION_SECS = 24 * 3600.0   # a repeat within this gets the original ack
+DEFAULT_KEY_PURGE_EVERY_SECS = 60.0
 
 
 class BrokerCore:
@@ -63,6 +67,8 @@ class BrokerCore:
         max_text_chars: int,
         max_history_page: int = DEFAULT_MAX_HISTORY_PAGE,
         barrier_ttl_secs: float = 30.0,
+        key_retention_secs: float = DEFAULT_KEY_RETENTION_SECS,
+        key_purge_every_secs: float = DEFAULT_KEY_PURGE_EVERY_SECS,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -76,6 +82,9 @@ class BrokerCore:
         self._barrier = SubscriptionBarrier(ttl_secs=barrier_ttl_secs)
         self._monotonic = monotonic
         self._gateways: dict[bytes, float] = {}  # identity -> last heard (monotonic)
+        self._key_retention_ms = int(key_retention_secs * 1000)
+        self._key_purge_every_secs = key_purge_every_secs
+        self._next_key_purge = monotonic()  # soon after start: whatever aged while we were down
         self._handlers = {
             "hello": self._hello,
             "open_session": self._open_session,
@@ -134,7 +143,8 @@ class BrokerCore:
         return len(self._posts)
 
     def tick(self) -> list[Output]:
-        """Expire silent gateways (dropping their sessions) and stale barrier entries."""
+        """Expire silent gateways (dropping their sessions) and stale barrier entries; now and then
+        forget idempotency keys past their retention."""
         now = self._monotonic()
         cutoff = now - self._gateway_timeout_secs
         for identity in [g for g, seen in self._gateways.items() if seen < cutoff]:
@@ -143,6 +153,9 @@ class BrokerCore:
             log.warning("gateway %r silent for %.0fs: dropped %d sessions",
                         identity, self._gateway_timeout_secs, dropped)
         self._barrier.expire(now)
+        if now >= self._next_key_purge:
+            self._posts.forget_old_keys(self._key_retention_ms)
+            self._next_key_purge = now + self._key_purge_every_secs
         return []
 
     # sessions and membership --------------------------------------------------
@@ -208,7 +221,9 @@ class BrokerCore:
         if post.group_id not in session.groups:
             raise NotMember(f"not a member of group {post.group_id!r}")
         self._check_text(post.text)
-        self._posts.add(PendingPost(identity, request_id, post.group_id, session.profile, post.text))
+        _check_key(post.idempotency_key)
+        self._posts.add(PendingPost(identity, request_id, post.group_id, session.profile, post.text,
+                                    post.idempotency_key))
         return []
 
     def _system_post(self, identity: bytes, request_id: int, post) -> list[Output]:
@@ -217,8 +232,10 @@ class BrokerCore:
         if not name.strip() or len(name) > MAX_SENDER_NAME_CHARS or not name.isprintable():
             raise BadRequest(f"sender_name must be 1-{MAX_SENDER_NAME_CHARS} printable characters")
         self._check_text(post.text)
+        _check_key(post.idempotency_key)
         sender = broker_pb2.Person(id=SYSTEM_SENDER_ID, username=name, display_name=name)
-        self._posts.add(PendingPost(identity, request_id, post.group_id, sender, post.text))
+        self._posts.add(PendingPost(identity, request_id, post.group_id, sender, post.text,
+                                    post.idempotency_key, sender_key=f"{SYSTEM_SENDER_ID}:{name}"))
         return []
 
     def _history(self, identity: bytes, request_id: int, history) -> list[Output]:
@@ -263,6 +280,12 @@ class BrokerCore:
             raise BadRequest(f"text is over {self._max_text_chars} characters")
         if (char := forbidden_control(text)) is not None:
             raise BadRequest(describe_control("text", char))
+
+
+def _check_key(key: str) -> None:
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or forbidden_control(key) is not None:
+        raise BadRequest(f"idempotency_key must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters "
+                         "without control characters")
 
 
 def _check_id(value: str, name: str) -> None:

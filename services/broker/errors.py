@@ -1,8 +1,12 @@
 """Why the broker refuses a request, split by whose fault it is.
 
-    BrokerError                 every refusal; carries a Failure.Code for the reply
-    +-- BadRequest              the gateway's fault: unparsable or incomplete envelope
-    +-- UnknownGateway          the gateway spoke before Hello (or was expired)
+The refusals are the broker protocol's own (chorus.wire.conversation): the
+broker raises them and its clients receive them, one hierarchy on both ends,
+each carrying the Failure.Code of the reply. Under the broker's names:
+
+    BrokerError                 every refusal (chorus.wire.conversation.BrokerRefused)
+    +-- BadRequest              the client's fault: unparsable or incomplete envelope (Malformed)
+    +-- UnknownGateway          the client spoke before Hello (or was expired)
     +-- UnknownSession          the session is not registered here (e.g. broker restarted)
     +-- NotMember               the person's fault: posting to a group they are not in
     +-- StoreUnavailable        ours: the message store failed; nothing was stored or sent
@@ -19,43 +23,14 @@ mapped once to a gRPC status at its servicer:
     +-- Unavailable             -> UNAVAILABLE       (store, broker loop or membership down; retryable)
 """
 
-from chorus.wire.pb import broker_pb2
+from chorus.wire.conversation import BrokerRefused as BrokerError
+from chorus.wire.conversation import Malformed as BadRequest
+from chorus.wire.conversation import NotMember, StoreUnavailable, UnknownGateway, UnknownSession
 
 __all__ = [
     "BrokerError", "BadRequest", "UnknownGateway", "UnknownSession", "NotMember", "StoreUnavailable",
     "MessagesError", "InvalidArgument", "GroupNotFound", "Unavailable",
 ]
-
-Code = broker_pb2.Failure.Code
-
-
-class BrokerError(Exception):
-    code: int = Code.CODE_UNSPECIFIED
-
-
-class BadRequest(BrokerError):
-    code = Code.BAD_REQUEST
-
-
-class UnknownGateway(BrokerError):
-    code = Code.UNKNOWN_GATEWAY
-
-
-class UnknownSession(BrokerError):
-    code = Code.UNKNOWN_SESSION
-
-
-class NotMember(BrokerError):
-    code = Code.NOT_MEMBER
-
-
-class StoreUnavailable(BrokerError):
-    """The message database could not be reached, is locked, or refused a write; retryable.
-
-    The text is for the person at the other end: never SQL or driver text.
-    """
-
-    code = Code.UNAVAILABLE
 
 
 class MessagesError(Exception):

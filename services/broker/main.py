@@ -60,6 +60,7 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         gateway_timeout_secs=settings.gateway_timeout_secs,
         max_text_chars=settings.max_text_chars,
         max_history_page=settings.max_history_page,
+        key_retention_secs=settings.key_retention_secs,
     )
     server = BrokerServer(
         core,
@@ -76,7 +77,8 @@ def _serve(settings: Settings, store: MessageStore) -> int:
             internal = server.bind_internal(f"chorus-broker-{broker_id}")
         except zmq.ZMQError as exc:
             return _fail(f"cannot bind {settings.router_endpoint} / {settings.pub_endpoint}: {exc}", code=2)
-        client = BrokerClient(server.context, internal, client_id=f"{broker_id}-grpc")
+        client = BrokerClient(server.context, internal, client_id=f"{broker_id}-grpc",
+                              timeout_secs=settings.backend_timeout_secs)
         servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=settings.backend_timeout_secs)
         try:
             grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers)

@@ -16,7 +16,6 @@ status once, at the servicer.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -26,8 +25,10 @@ from collections.abc import Callable
 import grpc
 import zmq
 
+from chorus.common.brokerlink import ThreadBrokerLink
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.grpcserver import create_grpc_server
+from chorus.wire.conversation import BrokerTimeout, BrokerUnreachable, Malformed, StoreUnavailable
 from chorus.wire.pb import broker_pb2, membership_pb2, membership_pb2_grpc
 from chorus.wire.pb import messages_pb2 as pb
 from chorus.wire.pb import messages_pb2_grpc as pb_grpc
@@ -48,82 +49,58 @@ _STATUS_BY_ERROR: dict[type[MessagesError], grpc.StatusCode] = {
 }
 _reports_errors = reports_errors(MessagesError, _STATUS_BY_ERROR, log=log, internal_details=INTERNAL_ERROR_DETAILS)
 
-_Code = broker_pb2.Failure.Code
-# A broker Failure as the caller's fault or as "try again"; anything else is a bug (INTERNAL).
-_ERROR_BY_FAILURE: dict[int, type[MessagesError]] = {
-    _Code.BAD_REQUEST: InvalidArgument,
-    _Code.UNAVAILABLE: Unavailable,
-}
 
 
 class BrokerClient:
-    """Requests to the broker loop from any thread.
+    """Requests to the broker loop from any gRPC worker thread.
 
-    ZeroMQ sockets are not thread-safe, so each call borrows a DEALER from a
-    pool (a queue hands it over between threads safely) and returns it after;
-    a reply that arrives after its call gave up is recognised by request_id and
-    dropped by the next borrower. A gateway silent past the broker's timeout is
-    forgotten there; the UNKNOWN_GATEWAY answer (nothing was done) is met with
-    Hello and one retry.
+    ZeroMQ sockets are not thread-safe, so each call borrows a link (one
+    DEALER and its conversation, chorus.common.brokerlink.ThreadBrokerLink)
+    from a pool (a queue hands it over between threads safely) and returns it
+    after. A reply that arrives after its call gave up is late and dropped by
+    the next borrower's conversation. The link says Hello first and, when the
+    broker forgot us (UNKNOWN_GATEWAY, nothing was done), Hello and one retry.
     """
 
-    def __init__(self, context: zmq.Context, endpoint: str, *, client_id: str) -> None:
+    def __init__(self, context: zmq.Context, endpoint: str, *, client_id: str, timeout_secs: float) -> None:
         self._context, self._endpoint, self._client_id = context, endpoint, client_id
-        self._idle: queue.SimpleQueue[zmq.Socket] = queue.SimpleQueue()
-        self._all: list[zmq.Socket] = []
+        self._timeout_secs = timeout_secs
+        self._idle: queue.SimpleQueue[ThreadBrokerLink] = queue.SimpleQueue()
+        self._all: list[ThreadBrokerLink] = []
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
         self._closed = False
 
-    def request(self, deadline: float, **kind) -> broker_pb2.BrokerReply:
-        """Send one GatewayRequest and wait (until ``deadline``, monotonic) for its reply."""
-        socket, fresh = self._borrow()
+    def ask(self, deadline: float, expected: str, **kind):
+        """The reply of the ``expected`` kind by ``deadline`` (monotonic); MessagesError otherwise."""
+        link = self._borrow()
         try:
-            if fresh:
-                self._hello(socket, deadline)
-            reply = self._exchange(socket, deadline, kind)
-            if reply.WhichOneof("kind") == "failure" and reply.failure.code == _Code.UNKNOWN_GATEWAY:
-                self._hello(socket, deadline)
-                reply = self._exchange(socket, deadline, kind)
-            return reply
+            return link.request(deadline, expected, **kind)
+        except Malformed as exc:
+            raise InvalidArgument(str(exc)) from None
+        except (StoreUnavailable, BrokerTimeout, BrokerUnreachable) as exc:
+            raise Unavailable(str(exc)) from None
         finally:
-            self._idle.put(socket)
+            self._idle.put(link)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for socket in self._all:
-                socket.close(linger=0)
+            for link in self._all:
+                link.close()
 
-    def _hello(self, socket: zmq.Socket, deadline: float) -> None:
-        self._exchange(socket, deadline, {"hello": broker_pb2.Hello(gateway_id=self._client_id)})
-
-    def _borrow(self) -> tuple[zmq.Socket, bool]:
-        """An idle DEALER, or a new one (True: it has not said Hello yet)."""
+    def _borrow(self) -> ThreadBrokerLink:
         try:
-            return self._idle.get_nowait(), False
+            return self._idle.get_nowait()
         except queue.Empty:
             pass
         with self._lock:
             if self._closed:
                 raise Unavailable("the messages service is stopping")
-            socket = self._context.socket(zmq.DEALER)
-            socket.setsockopt(zmq.LINGER, 0)
-            socket.connect(self._endpoint)
-            self._all.append(socket)
-        return socket, True
-
-    def _exchange(self, socket: zmq.Socket, deadline: float, kind: dict) -> broker_pb2.BrokerReply:
-        request_id = next(self._ids)
-        socket.send(broker_pb2.GatewayRequest(request_id=request_id, **kind).SerializeToString())
-        while True:
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0 or not socket.poll(remaining_ms):
-                raise Unavailable("the broker did not answer in time")
-            reply = broker_pb2.BrokerReply.FromString(socket.recv())
-            if reply.request_id == request_id:
-                return reply
-            # a late reply to an earlier call that gave up: not ours, keep waiting
+            # Each DEALER its own routing id: the ROUTER hands an id over to its newest holder.
+            link = ThreadBrokerLink(self._context, self._endpoint, client_id=f"{self._client_id}-{len(self._all)}",
+                                    timeout_secs=self._timeout_secs, immediate=False)
+            self._all.append(link)
+        return link
 
 
 class MembershipGroups:
@@ -164,9 +141,10 @@ class MessagesServicer(pb_grpc.MessagesServicer):
         deadline = self._deadline(context)
         self._groups.check_exists(request.group_id, deadline - self._monotonic())
         post = broker_pb2.SystemPost(group_id=request.group_id, sender_name=request.sender_name,
-                                     text=request.text)
+                                     text=request.text, idempotency_key=request.idempotency_key)
         posted = self._ask(deadline, "posted", system_post=post)
-        return pb.PostMessageResponse(group_id=posted.group_id, seq=posted.seq, ts_ms=posted.ts_ms)
+        return pb.PostMessageResponse(group_id=posted.group_id, seq=posted.seq, ts_ms=posted.ts_ms,
+                                      repeat=posted.repeat)
 
     @_reports_errors
     def ListMessages(self, request: pb.ListMessagesRequest, context) -> pb.ListMessagesResponse:
@@ -188,15 +166,7 @@ class MessagesServicer(pb_grpc.MessagesServicer):
         return self._monotonic() + budget
 
     def _ask(self, deadline: float, expected: str, **kind):
-        reply = self._broker.request(deadline, **kind)
-        got = reply.WhichOneof("kind")
-        if got == expected:
-            return getattr(reply, expected)
-        if got == "failure":
-            error = _ERROR_BY_FAILURE.get(reply.failure.code)
-            if error is not None:
-                raise error(reply.failure.message)
-        raise RuntimeError(f"broker answered {got} ({reply.failure.message!r}) to a {expected} request")
+        return self._broker.ask(deadline, expected, **kind)
 
 
 def create_server(address: str, servicer: MessagesServicer, *, max_workers: int) -> tuple[grpc.Server, int]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["StoredMessage", "Store"]
+__all__ = ["StoredMessage", "SentKey", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +24,31 @@ class StoredMessage:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class SentKey:
+    """A post's idempotency key and where its message went: a repeat gets the same answer."""
+
+    sender_key: str        # the account id, or "system:" + the sender name for backends' posts
+    idempotency_key: str
+    group_id: str
+    seq: int
+    ts_ms: int
+
+
 class Store(Protocol):
     """Every method raises errors.StoreUnavailable when the database fails."""
 
     def last_seqs(self, group_ids: Iterable[str]) -> dict[str, int]:
         """Highest stored seq per group, 0 for a group with none."""
 
-    def append_batch(self, messages: Sequence[StoredMessage]) -> None:
-        """Store all of ``messages`` in one transaction, or none of them."""
+    def append_batch(self, messages: Sequence[StoredMessage], keys: Sequence[SentKey] = ()) -> None:
+        """Store all of ``messages`` and ``keys`` in one transaction, or none of them."""
+
+    def find_keys(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SentKey]:
+        """The stored keys among (sender_key, idempotency_key) pairs, in one query."""
+
+    def forget_keys_before(self, ts_ms: int) -> int:
+        """Drop keys of messages stored before ``ts_ms``; how many."""
 
     def page(self, group_id: str, *, before_seq: int = 0, after_seq: int | None = None,
              limit: int) -> tuple[list[StoredMessage], bool]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import BigInteger, Text, event, func, insert
+from sqlalchemy import BigInteger, Text, delete, event, func, insert, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -36,16 +36,17 @@ from sqlmodel import Field, SQLModel, select
 
 from chorus.common.db import translate_database_errors
 from chorus.common.migrations import Schema, upgrade
-from chorus.wire.limits import MAX_ID_CHARS
+from chorus.wire.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS
 
 from .errors import StoreUnavailable
-from .records import StoredMessage
+from .records import SentKey, StoredMessage
 
-__all__ = ["StoredMessage", "MessageStore", "SCHEMA", "migrate", "use_full_sync"]
+__all__ = ["StoredMessage", "SentKey", "MessageStore", "SCHEMA", "migrate", "use_full_sync"]
 
 _log = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 256
+MAX_SENDER_KEY_CHARS = 128  # an account id, or "system:" + a sender name
 
 
 class MessageRow(SQLModel, table=True):
@@ -68,11 +69,24 @@ class ReadMarkerRow(SQLModel, table=True):
     seq: int = Field(sa_type=BigInteger)
 
 
+class SentKeyRow(SQLModel, table=True):
+    """Idempotency keys of stored posts, kept for the retention (see posting.py)."""
+
+    __tablename__ = "broker_sent_keys"
+
+    sender_key: str = Field(primary_key=True, max_length=MAX_SENDER_KEY_CHARS)
+    idempotency_key: str = Field(primary_key=True, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
+    group_id: str = Field(max_length=MAX_ID_CHARS)
+    seq: int = Field(sa_type=BigInteger)
+    ts_ms: int = Field(sa_type=BigInteger, index=True)  # the purge deletes by age
+
+
 _MESSAGES = MessageRow.__table__
 _MARKERS = ReadMarkerRow.__table__
+_KEYS = SentKeyRow.__table__
 
 
-SCHEMA = Schema("broker", [_MESSAGES, _MARKERS])
+SCHEMA = Schema("broker", [_MESSAGES, _MARKERS, _KEYS])
 
 
 def migrate(engine: Engine) -> None:
@@ -127,9 +141,9 @@ class MessageStore:
         return {group: found.get(group, 0) for group in wanted}
 
     @_database_errors
-    def append_batch(self, messages: Sequence[StoredMessage]) -> None:
-        """Store every message in one transaction (the group commit); all or nothing."""
-        if not messages:
+    def append_batch(self, messages: Sequence[StoredMessage], keys: Sequence[SentKey] = ()) -> None:
+        """Store every message and key in one transaction (the group commit); all or nothing."""
+        if not messages and not keys:
             return
         rows = [
             {"group_id": m.group_id, "seq": m.seq, "ts_ms": m.ts_ms, "sender_id": m.sender_id,
@@ -138,7 +152,30 @@ class MessageStore:
             for m in messages
         ]
         with self._engine.begin() as conn:
-            conn.execute(insert(_MESSAGES), rows)
+            if rows:
+                conn.execute(insert(_MESSAGES), rows)
+            if keys:
+                conn.execute(insert(_KEYS), [
+                    {"sender_key": k.sender_key, "idempotency_key": k.idempotency_key, "group_id": k.group_id,
+                     "seq": k.seq, "ts_ms": k.ts_ms} for k in keys])
+
+    @_database_errors
+    def find_keys(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SentKey]:
+        """The stored keys among (sender_key, idempotency_key) pairs, in one query."""
+        pairs = list(dict.fromkeys(wanted))
+        if not pairs:
+            return {}
+        query = select(_KEYS).where(tuple_(_KEYS.c.sender_key, _KEYS.c.idempotency_key).in_(pairs))
+        with self._engine.connect() as conn:
+            return {(row.sender_key, row.idempotency_key): SentKey(row.sender_key, row.idempotency_key,
+                                                                   row.group_id, row.seq, row.ts_ms)
+                    for row in conn.execute(query)}
+
+    @_database_errors
+    def forget_keys_before(self, ts_ms: int) -> int:
+        """Drop the keys of messages stored before ``ts_ms``; how many were dropped."""
+        with self._engine.begin() as conn:
+            return conn.execute(delete(_KEYS).where(_KEYS.c.ts_ms < ts_ms)).rowcount
 
     @_database_errors
     def page(self, group_id: str, *, before_seq: int = 0, after_seq: int | None = None,

@@ -28,19 +28,20 @@ Invariants:
   malformed, and whatever is left at ``close`` are each logged as an error
   naming the account and the group.
 
-Retry policy, written down because it is deliberately simple (no retry library
-is installed, and we do not hand-write backoff): one request in flight; wait
-for its reply up to ``reply_timeout_secs``; on timeout, or when the DEALER has
-no connected broker (``IMMEDIATE`` makes the send fail at once instead of
-queueing for an absent peer), pause ``retry_pause_secs`` and try the same change
-again. The pause is fixed, not growing: there is one connection to one broker,
-and the attempts are cheap. While the broker is away the outbox fills; past
-``max_queued_changes`` new changes are refused (logged).
+Retry policy, as data (a tenacity policy in ``_deliver``): one request in
+flight; wait for its reply up to ``reply_timeout_secs``; on timeout, or when
+the DEALER has no connected broker (``IMMEDIATE`` makes the send fail at once
+instead of queueing for an absent peer), pause ``retry_pause_secs`` and try
+the same change again. The pause is fixed, not growing: there is one
+connection to one broker, and the attempts are cheap. While the broker is away
+the outbox fills; past ``max_queued_changes`` new changes are refused (logged).
 
-The DEALER says ``Hello`` before its first request, after any failed attempt
+The protocol itself (request ids, Hello/Welcome, what each Failure means) is
+chorus.wire.conversation, driven by chorus.common.brokerlink.ThreadBrokerLink.
+The link says ``Hello`` before its first request, after any failed attempt
 (the broker may have restarted and forgotten us), when the broker answers
 ``UNKNOWN_GATEWAY``, and every ``heartbeat_secs`` while idle, so the broker does
-not expire us as a silent gateway.
+not expire us as a silent client.
 
 Throughput is one change per broker round trip (well under a millisecond on a
 LAN), far above the rate people join and leave groups.
@@ -49,7 +50,6 @@ LAN), far above the rate people join and leave groups.
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 import secrets
 import threading
@@ -59,8 +59,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import zmq
-from google.protobuf.message import DecodeError
+from tenacity import Retrying, RetryCallState, retry_if_exception_type
 
+from chorus.common.brokerlink import ThreadBrokerLink
+from chorus.wire.conversation import Answer, BrokerUnreachable, Malformed, UnknownGateway
 from chorus.wire.pb import broker_pb2
 
 __all__ = [
@@ -97,6 +99,10 @@ class Change:
         verb = "joined" if self.joined else "left"
         return f"account {self.account_id} {verb} group {self.group_id} ({self.group_name!r})"
 
+    def message(self) -> broker_pb2.MembershipChange:
+        return broker_pb2.MembershipChange(account_id=self.account_id, joined=self.joined,
+                                           group=broker_pb2.GroupRef(id=self.group_id, name=self.group_name))
+
 
 class Notifier(Protocol):
     """What the servicer needs: hand over a committed change; stop at shutdown."""
@@ -123,23 +129,31 @@ class _Outcome(enum.Enum):
     REHELLO = "rehello"    # say Hello, then try again at once
 
 
-# Failure codes -> what to do with the change. Anything not listed is transient.
-_ON_FAILURE: dict[int, _Outcome] = {
-    broker_pb2.Failure.BAD_REQUEST: _Outcome.REFUSED,
-    broker_pb2.Failure.UNKNOWN_GATEWAY: _Outcome.REHELLO,
-}
-
-
-def _outcome(reply: broker_pb2.BrokerReply | None) -> _Outcome:
-    """The decision for one attempt's reply (None: no reply in time, or no broker connected)."""
-    if reply is None:
+def _outcome(answer: Answer | None) -> _Outcome:
+    """The decision for one attempt's answer (None: no answer in time, or no broker connected)."""
+    if answer is None:
         return _Outcome.RETRY
-    kind = reply.WhichOneof("kind")
-    if kind == "done":
+    if answer.kind == "done":
         return _Outcome.DONE
-    if kind == "failure":
-        return _ON_FAILURE.get(reply.failure.code, _Outcome.RETRY)
-    return _Outcome.RETRY  # an answer of the wrong kind: the broker is not what we expect; keep trying
+    if isinstance(answer.error, Malformed):
+        return _Outcome.REFUSED
+    if isinstance(answer.error, UnknownGateway):
+        return _Outcome.REHELLO
+    return _Outcome.RETRY  # transient refusals, and answers of the wrong kind: keep trying
+
+
+class _NotConfirmed(Exception):
+    """This attempt did not get the change confirmed; ``pause`` before the next one or not."""
+
+    def __init__(self, pause: bool) -> None:
+        super().__init__("not confirmed")
+        self.pause = pause
+
+
+@dataclass(slots=True)
+class _Delivery:
+    change: Change
+    request_id: int | None = None  # every attempt for one change reuses it
 
 
 class BrokerNotifier:
@@ -170,30 +184,18 @@ class BrokerNotifier:
         self._context = context or zmq.Context.instance()
         self._wakeup = threading.Condition()
         # Guarded by _wakeup: the outbox, and when to give up flushing (set by close).
-        self._outbox: deque[tuple[int, Change]] = deque()
+        self._outbox: deque[Change] = deque()
         self._stop_at: float | None = None
-        self._request_ids = itertools.count(1)  # the sender thread and notify() both draw; next() is atomic
-        self._dealer: zmq.Socket | None = None
+        self._link: ThreadBrokerLink | None = None  # the sender thread's alone once started
         self._thread: threading.Thread | None = None
-        self._welcomed = False  # sender thread only: the broker has answered our Hello
         self._failing = False  # sender thread only: the last attempt was not confirmed
-        self._head_id: int | None = None  # sender thread only: request_id of the change being delivered
-        self._head_answer: broker_pb2.BrokerReply | None = None  # its answer, if it came in late
 
     # any thread -------------------------------------------------------------
 
     def start(self) -> None:
         """Connect the DEALER and start the sender thread; zmq.ZMQError for an unusable endpoint."""
-        dealer = self._context.socket(zmq.DEALER)
-        try:
-            dealer.setsockopt(zmq.ROUTING_ID, self.gateway_id.encode())
-            dealer.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for an absent broker: we retry ourselves
-            dealer.setsockopt(zmq.LINGER, 0)
-            dealer.connect(self.router_endpoint)
-        except zmq.ZMQError:
-            dealer.close()
-            raise
-        self._dealer = dealer
+        self._link = ThreadBrokerLink(self._context, self.router_endpoint, client_id=self.gateway_id,
+                                      timeout_secs=self._reply_timeout_secs)
         # Thread start is a full memory barrier, which is what handing a socket to another thread needs.
         self._thread = threading.Thread(target=self._run, name="membership-broker-notifier", daemon=True)
         self._thread.start()
@@ -209,7 +211,7 @@ class BrokerNotifier:
                           "live sessions will not hear that %s",
                           self._max_queued_changes, self.router_endpoint, change)
                 return
-            self._outbox.append((next(self._request_ids), change))
+            self._outbox.append(change)
             self._wakeup.notify()
 
     def pending(self) -> int:
@@ -245,38 +247,51 @@ class BrokerNotifier:
                 if stop_at is not None and (head is None or time.monotonic() >= stop_at):
                     return
                 if head is None:
-                    self._hello(deadline=time.monotonic() + self._reply_timeout_secs)
+                    self._hello(self._deadline())
                     continue
-                self._attempt(*head)
+                self._deliver(head)
         except Exception:
             log.exception("broker notifier thread failed")
         finally:
             self._log_undelivered()
-            self._dealer.close(linger=0)
+            self._link.close()
 
-    def _attempt(self, request_id: int, change: Change) -> None:
-        """Try to get the head of the outbox confirmed once, and act on the answer."""
+    def _deliver(self, change: Change) -> None:
+        """Attempt until the broker confirms (or refuses) the head change, or close()'s deadline."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(_NotConfirmed),
+            wait=self._wait_after,
+            stop=lambda _state: self._closing_deadline_passed(),
+            sleep=self._pause,
+            retry_error_callback=lambda _state: None,  # stopping: the change stays, and is logged
+        )
+        retrying(self._attempt, _Delivery(change))
+
+    def _attempt(self, delivery: _Delivery) -> None:
+        """Try to get the head of the outbox confirmed once; _NotConfirmed when it was not."""
+        link = self._link
         deadline = self._deadline()
-        had_welcome = self._welcomed
-        self._head_id, self._head_answer = request_id, None
+        had_welcome = not link.conversation.needs_hello
         if not had_welcome and not self._hello(deadline):
-            self._failed(change)
-            return
-        reply = self._head_answer  # a late answer to an earlier attempt, read while waiting for Welcome
-        if reply is None:
-            request = broker_pb2.GatewayRequest(
-                request_id=request_id,
-                membership_change=broker_pb2.MembershipChange(
-                    account_id=change.account_id,
-                    group=broker_pb2.GroupRef(id=change.group_id, name=change.group_name),
-                    joined=change.joined,
-                ),
-            )
-            reply = self._request(request, deadline)
-        outcome = _outcome(reply)
+            self._failed(delivery.change)
+            raise _NotConfirmed(pause=True)
+        # A late answer to an earlier attempt, read while waiting for Welcome, counts.
+        answer = link.take_answer(delivery.request_id) if delivery.request_id is not None else None
+        if answer is None:
+            try:
+                if delivery.request_id is not None and link.conversation.is_pending(delivery.request_id):
+                    link.resubmit(delivery.request_id, deadline)
+                else:
+                    delivery.request_id = link.submit(deadline, membership_change=delivery.change.message())
+            except BrokerUnreachable:
+                self._failed(delivery.change)
+                raise _NotConfirmed(pause=True) from None
+            answer = link.wait(delivery.request_id, deadline)
+        outcome = _outcome(answer)
         if outcome is _Outcome.REFUSED:
-            log.error("broker refused %s: %s", change, reply.failure.message)
+            log.error("broker refused %s: %s", delivery.change, answer.error)
         if outcome in (_Outcome.DONE, _Outcome.REFUSED):
+            link.forget(delivery.request_id)
             with self._wakeup:
                 self._outbox.popleft()  # only this thread removes, so the head is still ours
             if self._failing:
@@ -286,67 +301,44 @@ class BrokerNotifier:
         # No confirmation: the broker may have restarted, expired us, or be stalled. The next
         # attempt says Hello first and resends only once that is answered, so a stalled broker
         # is not handed the same change again and again.
-        self._welcomed = False
-        if outcome is _Outcome.RETRY or not had_welcome:
-            # A broker that forgot us right after welcoming us is not forgetting a stale Hello: pause.
-            self._failed(change)
+        link.conversation.needs_hello = True
+        # A broker that forgot us right after welcoming us is not forgetting a stale Hello: pause.
+        pause = outcome is _Outcome.RETRY or not had_welcome
+        if pause:
+            self._failed(delivery.change)
+        raise _NotConfirmed(pause)
+
+    def _wait_after(self, state: RetryCallState) -> float:
+        return self._retry_pause_secs if state.outcome.exception().pause else 0.0
 
     def _failed(self, change: Change) -> None:
-        """Warn once per outage (not per attempt), then pause before the next attempt."""
+        """Warn once per outage (not per attempt)."""
         if not self._failing:
             log.warning("broker at %s is not confirming membership changes (first: %s); "
                         "retrying every %.1fs", self.router_endpoint, change, self._retry_pause_secs)
             self._failing = True
-        self._pause()
 
     def _hello(self, deadline: float) -> bool:
-        request = broker_pb2.GatewayRequest(request_id=next(self._request_ids),
-                                            hello=broker_pb2.Hello(gateway_id=self.gateway_id))
-        reply = self._request(request, deadline)
-        self._welcomed = reply is not None and reply.WhichOneof("kind") == "welcome"
-        if self._welcomed and reply.welcome.fresh:
+        welcome = self._link.say_hello(deadline)
+        if welcome is not None and welcome.fresh:
             log.info("membership notifier %s registered with broker %s at %s",
-                     self.gateway_id, reply.welcome.broker_id, self.router_endpoint)
-        return self._welcomed
-
-    def _request(self, request: broker_pb2.GatewayRequest, deadline: float) -> broker_pb2.BrokerReply | None:
-        """Send ``request``; its reply, or None when no broker is connected or none answered by ``deadline``.
-
-        Replies to other request ids are late answers to earlier attempts: the one for the head
-        of the outbox is kept in ``_head_answer``, the others are dropped.
-        """
-        try:
-            self._dealer.send(request.SerializeToString(), zmq.NOBLOCK)
-        except zmq.Again:
-            return None  # IMMEDIATE: no broker connected right now
-        while (left := deadline - time.monotonic()) > 0:
-            if not self._dealer.poll(max(1, int(left * 1000)), zmq.POLLIN):
-                break
-            reply = broker_pb2.BrokerReply()
-            try:
-                reply.ParseFromString(self._dealer.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                continue
-            except DecodeError:
-                log.warning("dropped an unparsable broker reply")
-                continue
-            if reply.request_id == request.request_id:
-                return reply
-            if reply.request_id == self._head_id:
-                self._head_answer = reply
-        return None
+                     self.gateway_id, welcome.reply.broker_id, self.router_endpoint)
+        return welcome is not None
 
     def _deadline(self) -> float:
         deadline = time.monotonic() + self._reply_timeout_secs
         with self._wakeup:
             return deadline if self._stop_at is None else min(deadline, self._stop_at)
 
-    def _pause(self) -> None:
-        """Wait ``retry_pause_secs`` before the next attempt, or less if close()'s deadline comes first."""
+    def _closing_deadline_passed(self) -> bool:
+        with self._wakeup:
+            return self._stop_at is not None and time.monotonic() >= self._stop_at
+
+    def _pause(self, secs: float) -> None:
+        """Sleep ``secs`` before the next attempt, or less if close()'s deadline comes first."""
         with self._wakeup:
             stop_at = self._stop_at
-        wait = self._retry_pause_secs if stop_at is None else min(self._retry_pause_secs,
-                                                                  stop_at - time.monotonic())
+        wait = secs if stop_at is None else min(secs, stop_at - time.monotonic())
         if wait > 0:
             time.sleep(wait)
 
@@ -354,6 +346,6 @@ class BrokerNotifier:
         with self._wakeup:
             left = list(self._outbox)
             self._outbox.clear()
-        for _, change in left:
+        for change in left:
             log.error("broker at %s never confirmed; live sessions will not hear that %s",
                       self.router_endpoint, change)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -12,15 +12,18 @@ from aiohttp import WSCloseCode, web
 from chorus.common.ids import new_id
 from chorus.common.ratelimit import KeyedLimiter, Rate
 
+from chorus.common.brokerlink import AsyncBrokerLink
+
 from .backends import AuthClient, MembershipClient
-from .broker_client import BrokerClient
+from .broker import Publications, ZmqBroker
 from .config import Settings
-from .http_api import DEPS, error_middleware, routes
+from .deps import DEPS, Deps
+from .http_api import error_middleware, routes
 from .hub import Hub
 from .security import add_security_headers
 from .ws import websocket
 
-__all__ = ["Deps", "create_app", "STATIC_DIR", "STATIC_FILES", "OPENAPI_PATH"]
+__all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "OPENAPI_PATH"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Only these files are served (never a path taken from the request). The page is native ES
@@ -33,16 +36,6 @@ STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/favicon.svg": "favic
                 **{f"/{name}": name for name in PAGE_MODULES},
                 "/api/openapi.json": "openapi.json"}
 OPENAPI_PATH = STATIC_DIR / "openapi.json"
-
-
-@dataclass
-class Deps:
-    settings: Settings
-    auth: AuthClient
-    membership: MembershipClient
-    hub: Hub
-    login_limiter: KeyedLimiter  # failed logins per client address
-    sockets: set = field(default_factory=set)  # every open WebSocketResponse, for shutdown
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -62,21 +55,33 @@ def create_app(settings: Settings) -> web.Application:
 async def _backends(app: web.Application, settings: Settings):
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     membership_channel = grpc.aio.insecure_channel(settings.membership_address)
-    broker = BrokerClient(router=settings.broker_router, pub=settings.broker_pub,
-                          gateway_id=new_id("gw"), timeout_secs=settings.backend_timeout_secs,
-                          heartbeat_secs=settings.heartbeat_secs)
+    link = AsyncBrokerLink(settings.broker_router, client_id=new_id("gw"),
+                           timeout_secs=settings.backend_timeout_secs, heartbeat_secs=settings.heartbeat_secs)
+    publications = Publications(settings.broker_pub)
+    broker = ZmqBroker(link, publications)
     hub = Hub(broker)
-    await hub.start()
+    await link.start()
+    publications.start()
+    tasks = [asyncio.create_task(publications.run(hub), name="broker-publications"),
+             asyncio.create_task(link.keep_alive(on_fresh=hub.broker_restarted), name="broker-heartbeat"),
+             asyncio.create_task(hub.run_events(), name="membership-events")]
     app[DEPS] = Deps(
         settings=settings,
         auth=AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs),
         membership=MembershipClient(membership_channel, timeout_secs=settings.backend_timeout_secs),
+        broker=broker,
         hub=hub,
         login_limiter=KeyedLimiter(Rate.per_window(settings.login_failures_per_ip,
                                                    settings.login_failure_window_secs)),
     )
     yield
-    await hub.stop()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await link.close()
+    publications.close()
     await auth_channel.close()
     await membership_channel.close()
 

@@ -19,7 +19,7 @@ import orjson
 from websockets.frames import Frame, Opcode
 
 from chorus.common.text import describe_control, forbidden_control
-from chorus.wire.limits import MAX_ID_CHARS, MAX_SEQ
+from chorus.wire.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_SEQ
 from chorus.wire.senders import SYSTEM_SENDER_ID
 
 from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
@@ -45,6 +45,7 @@ class SendFrame:
     group: str
     text: str
     ref: str | int | None
+    idempotency_key: str = ""  # "" when the client sent none
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class ResumeFrame:
 class ReadFrame:
     group: str
     seq: int
+    ref: str | int | None = None
 
 
 ClientFrame = AuthFrame | SendFrame | PingFrame | ResumeFrame | ReadFrame
@@ -115,7 +117,18 @@ def _send(obj: dict, ref, max_text_chars: int) -> SendFrame:
         raise InvalidArgument("text is blank", ref=ref)
     if (char := forbidden_control(text)) is not None:
         raise InvalidArgument(describe_control("text", char), ref=ref)
-    return SendFrame(group, text, ref)
+    return SendFrame(group, text, ref, _idempotency_key(obj, ref))
+
+
+def _idempotency_key(obj: dict, ref) -> str:
+    key = obj.get("idempotency_key")
+    if key is None:
+        return ""
+    if (not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS
+            or forbidden_control(key) is not None):
+        raise InvalidArgument(f"'idempotency_key' must be a string of 1-{MAX_IDEMPOTENCY_KEY_CHARS} "
+                              "characters without control characters", ref=ref)
+    return key
 
 
 def _ping(_obj: dict, _ref, _max_text_chars: int) -> PingFrame:
@@ -142,7 +155,7 @@ def _resume(obj: dict, ref, _max_text_chars: int) -> ResumeFrame:
 
 
 def _read(obj: dict, ref, _max_text_chars: int) -> ReadFrame:
-    return ReadFrame(_string(obj, "group", ref, max_chars=MAX_ID_CHARS), _seq(obj.get("seq"), "'seq'", ref))
+    return ReadFrame(_string(obj, "group", ref, max_chars=MAX_ID_CHARS), _seq(obj.get("seq"), "'seq'", ref), ref)
 
 
 _PARSERS = {"auth": _auth, "send": _send, "ping": _ping, "resume": _resume, "read": _read}

@@ -21,13 +21,13 @@ from chorus.wire.limits import (DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_ID_C
 
 from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, RateLimited, TooLarge,
                      Unauthenticated)
+from .deps import DEPS
 from .frames import group_states, message_json
 
 __all__ = ["routes", "error_middleware", "json_response", "DEPS", "client_address"]
 
 log = logging.getLogger(__name__)
 
-DEPS = web.AppKey("deps", object)  # app.Deps; typed loosely to avoid an import cycle
 MAX_FIELD_CHARS = 1024  # no single field of ours is longer; services check the real limits
 _SECRET_FIELDS = frozenset({"password"})
 
@@ -171,7 +171,7 @@ async def me(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     user = await _account(request)
     groups = await deps.membership.user_groups(user["id"])
-    states = await deps.hub.broker.group_states(user["id"], groups)
+    states = await deps.broker.group_states(user["id"], groups)
     return json_response({"user": user, "groups": group_states(groups, states)})
 
 
@@ -187,7 +187,7 @@ async def history(request: web.Request) -> web.Response:
     after = _query_int(query, "after", default=None, low=0)
     limit = _query_int(query, "limit", default=DEFAULT_HISTORY_PAGE, low=1, high=MAX_HISTORY_PAGE)
     await _require_member(deps, group_id, user["id"])
-    messages, more = await deps.hub.broker.history(group_id, before_seq=before, after_seq=after, limit=limit)
+    messages, more = await deps.broker.history(group_id, before_seq=before, after_seq=after, limit=limit)
     return json_response({"messages": [message_json(m) for m in messages], "more": more})
 
 
@@ -198,7 +198,7 @@ async def members(request: web.Request) -> web.Response:
     group_id = _group_id(request)
     ids = await _require_member(deps, group_id, user["id"])
     profiles = await deps.auth.accounts(ids)
-    online = await deps.hub.broker.online(group_id)
+    online = await deps.broker.online(group_id)
     return json_response({"members": [{**profiles[i], "online": i in online} for i in ids if i in profiles]})
 
 

@@ -19,6 +19,8 @@ class FakeStore:
         self.markers: dict[tuple[str, str], int] = {}
         self.batches: list[list[StoredMessage]] = []
         self.last_seqs_calls: list[list[str]] = []
+        self.keys: dict[tuple[str, str], object] = {}  # (sender_key, idempotency_key) -> SentKey
+        self.find_keys_calls = 0
         self.failing = False
 
     def _check(self):
@@ -31,13 +33,29 @@ class FakeStore:
         self.last_seqs_calls.append(wanted)
         return {g: max((s for (gg, s) in self.messages if gg == g), default=0) for g in wanted}
 
-    def append_batch(self, messages):
+    def append_batch(self, messages, keys=()):
         self._check()
-        keys = [(m.group_id, m.seq) for m in messages]
-        if len(set(keys)) != len(keys) or any(k in self.messages for k in keys):
+        seqs = [(m.group_id, m.seq) for m in messages]
+        if len(set(seqs)) != len(seqs) or any(k in self.messages for k in seqs):
             raise StoreUnavailable("duplicate seq")  # what the primary key would refuse
+        pairs = [(k.sender_key, k.idempotency_key) for k in keys]
+        if len(set(pairs)) != len(pairs) or any(p in self.keys for p in pairs):
+            raise StoreUnavailable("duplicate key")
         self.batches.append(list(messages))
-        self.messages.update(zip(keys, messages))
+        self.messages.update(zip(seqs, messages))
+        self.keys.update(zip(pairs, keys))
+
+    def find_keys(self, wanted):
+        self._check()
+        self.find_keys_calls += 1
+        return {pair: self.keys[pair] for pair in wanted if pair in self.keys}
+
+    def forget_keys_before(self, ts_ms):
+        self._check()
+        old = [pair for pair, key in self.keys.items() if key.ts_ms < ts_ms]
+        for pair in old:
+            del self.keys[pair]
+        return len(old)
 
     def page(self, group_id, *, before_seq=0, after_seq=None, limit):
         self._check()

@@ -6,65 +6,21 @@ runs the storage-facing behaviour against the real MessageStore.
 
 import pytest
 
+from brokercore import (GW, Clock, accept, acks_of, deliveries_of, hello, make_core, open_session, post,
+                        reply_of, request)
 from chorus.broker.core import BrokerCore, Publish, Reply
 from chorus.broker.errors import StoreUnavailable
 from chorus.wire.topics import CONTROL_TOPIC, barrier_topic, group_topic
 from chorus.wire.pb import broker_pb2
-
-GW = b"gw-1"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
 
 @pytest.fixture
 def clock():
     return Clock()
 
 
-def make_core(store, clock=None, **overrides):
-    c = BrokerCore(broker_id="b_test", store=store, gateway_timeout_secs=10, max_text_chars=20,
-                   wall_clock_ms=lambda: 1_700_000_000_000, monotonic=clock or Clock(), **overrides)
-    hello(c)
-    return c
-
-
 @pytest.fixture
 def core(clock, fake_store):
     return make_core(fake_store, clock)
-
-
-def request(core, identity=GW, request_id=1, **kind):
-    payload = broker_pb2.GatewayRequest(request_id=request_id, **kind).SerializeToString()
-    return core.handle_request(identity, payload)
-
-
-def reply_of(outputs, identity=GW) -> broker_pb2.BrokerReply:
-    replies = [o for o in outputs if isinstance(o, Reply)]
-    assert len(replies) == 1 and replies[0].identity == identity
-    return broker_pb2.BrokerReply.FromString(replies[0].payload)
-
-
-def hello(core, identity=GW):
-    return reply_of(request(core, identity, hello=broker_pb2.Hello(gateway_id="gw")), identity)
-
-
-def open_session(core, session_id, account, groups, identity=GW):
-    person = broker_pb2.Person(id=account, username=account, display_name=account.title())
-    return request(core, identity, open_session=broker_pb2.OpenSession(
-        session_id=session_id, account=person, group_ids=groups))
-
-
-def post(core, session_id, group, text, request_id=7):
-    """Post and flush, as one poll round of the driver would: refusal, or publication and ack."""
-    out = request(core, request_id=request_id, post=broker_pb2.Post(
-        session_id=session_id, group_id=group, text=text))
-    return out + core.flush()
 
 
 def test_member_post_is_published_once_sequenced_and_acked(core):
@@ -155,21 +111,6 @@ def test_sync_is_answered_when_the_marker_subscription_arrives(core):
 
 # group commit ------------------------------------------------------------------
 
-def accept(core, session_id, group, text, request_id):
-    """Hand a Post to the core without flushing; an accepted post is answered only at flush."""
-    return request(core, request_id=request_id, post=broker_pb2.Post(
-        session_id=session_id, group_id=group, text=text))
-
-
-def acks_of(outputs) -> dict[int, broker_pb2.BrokerReply]:
-    replies = [broker_pb2.BrokerReply.FromString(o.payload) for o in outputs if isinstance(o, Reply)]
-    return {r.request_id: r for r in replies}
-
-
-def deliveries_of(outputs) -> list[broker_pb2.Delivery]:
-    return [broker_pb2.Delivery.FromString(o.payload) for o in outputs if isinstance(o, Publish)]
-
-
 def test_posts_wait_for_flush_and_a_round_is_one_transaction(core, fake_store):
     open_session(core, "s1", "alice", ["g1", "g2"])
     for i, group in enumerate(["g1", "g2", "g1"], start=1):
@@ -208,7 +149,7 @@ def test_an_unexpected_store_error_fails_its_batch_and_the_next_round_goes_on(co
     open_session(core, "s1", "alice", ["g1"])
     real_append = fake_store.append_batch
 
-    def explode(messages):
+    def explode(messages, keys=()):
         raise RuntimeError("value cannot contain NUL (0x00) bytes")
     fake_store.append_batch = explode
     accept(core, "s1", "g1", "one", request_id=10)
@@ -228,8 +169,8 @@ def test_counters_are_reloaded_after_a_failure_whose_commit_landed(core, fake_st
     post(core, "s1", "g1", "one")
     real_append = fake_store.append_batch
 
-    def append_then_fail(messages):
-        real_append(messages)
+    def append_then_fail(messages, keys=()):
+        real_append(messages, keys)
         raise StoreUnavailable("connection lost after commit")
     fake_store.append_batch = append_then_fail
     assert reply_of(post(core, "s1", "g1", "two")).failure.code == broker_pb2.Failure.UNAVAILABLE

@@ -58,7 +58,7 @@ def running_broker(tmp_path, membership_address: str, gateway_timeout_secs: floa
     server = BrokerServer(core, router_endpoint="tcp://127.0.0.1:0", pub_endpoint="tcp://127.0.0.1:0",
                           pub_hwm_msgs=1000, tick_secs=0.05, context=context)
     router, pub = server.bind()
-    client = BrokerClient(context, server.bind_internal("broker-under-test"), client_id="grpc")
+    client = BrokerClient(context, server.bind_internal("broker-under-test"), client_id="grpc", timeout_secs=5)
     channel = grpc.insecure_channel(membership_address)
     servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=TIMEOUT_SECS)
     grpc_server, port = create_server("127.0.0.1:0", servicer, max_workers=8)
@@ -219,3 +219,21 @@ def test_the_service_says_hello_again_after_the_broker_forgot_it(tmp_path, membe
         assert post(stub, group.id, "first").seq == 1
         time.sleep(0.5)  # silent past the timeout: the broker expires the service's DEALER
         assert post(stub, group.id, "after a pause").seq == 2
+
+
+def test_a_backend_retrying_with_its_key_stores_the_message_once(broker):
+    stub, _, groups, router, pub, context = broker
+    group = groups.create_group("u_owner", "Billing room")
+    listener = Listener(context, router, pub, group.id)
+    request = pb.PostMessageRequest(group_id=group.id, sender_name="Billing", text="invoice 7 paid",
+                                    idempotency_key="invoice-7")
+    first = stub.PostMessage(request, timeout=TIMEOUT_SECS)
+    again = stub.PostMessage(request, timeout=TIMEOUT_SECS)
+    assert (again.seq, again.ts_ms, again.repeat, first.repeat) == (first.seq, first.ts_ms, True, False)
+    assert [d.seq for d in listener.deliveries(1)] == [first.seq]
+    listed = stub.ListMessages(pb.ListMessagesRequest(group_id=group.id), timeout=TIMEOUT_SECS)
+    assert [m.text for m in listed.messages] == ["invoice 7 paid"]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.PostMessage(pb.PostMessageRequest(group_id=group.id, sender_name="Billing", text="x",
+                                               idempotency_key="k" * 65), timeout=TIMEOUT_SECS)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

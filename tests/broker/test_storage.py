@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from chorus.broker.errors import StoreUnavailable
-from chorus.broker.records import StoredMessage
+from chorus.broker.records import SentKey, StoredMessage
 from chorus.broker.storage import MessageStore, migrate, use_full_sync
 from chorus.common.db import create_db_engine, sqlite_url
 
@@ -27,7 +27,7 @@ def test_migrate_makes_only_the_brokers_tables(engine):
     migrate(engine)
     migrate(engine)  # idempotent
     assert set(inspect(engine).get_table_names()) == {
-        "broker_messages", "broker_read_markers", "alembic_version_broker"}
+        "broker_messages", "broker_read_markers", "broker_sent_keys", "alembic_version_broker"}
 
 
 def test_append_batch_stores_every_message_and_last_seqs_reads_them_back(store):
@@ -107,3 +107,21 @@ def test_durable_sync_switches_sqlite_to_synchronous_full(tmp_path, full, expect
         assert conn.execute(text("PRAGMA synchronous")).scalar() == expected
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
+
+
+def test_keys_are_stored_with_their_messages_found_in_one_query_and_forgotten_by_age(store):
+    store.append_batch([message("g1", 1), message("g1", 2)],
+                       [SentKey("u_alice", "k1", "g1", 1, TS + 1), SentKey("u_alice", "k2", "g1", 2, TS + 2)])
+    found = store.find_keys([("u_alice", "k1"), ("u_alice", "k2"), ("u_bob", "k1"), ("u_alice", "k3")])
+    assert found == {("u_alice", "k1"): SentKey("u_alice", "k1", "g1", 1, TS + 1),
+                     ("u_alice", "k2"): SentKey("u_alice", "k2", "g1", 2, TS + 2)}
+    assert store.forget_keys_before(TS + 2) == 1
+    assert list(store.find_keys([("u_alice", "k1"), ("u_alice", "k2")])) == [("u_alice", "k2")]
+    assert store.page("g1", after_seq=0, limit=10)[0][0].seq == 1, "forgetting a key keeps its message"
+
+
+def test_a_key_already_stored_fails_the_whole_batch_and_stores_none_of_it(store):
+    store.append_batch([message("g1", 1)], [SentKey("u_alice", "k1", "g1", 1, TS)])
+    with pytest.raises(StoreUnavailable):
+        store.append_batch([message("g1", 2)], [SentKey("u_alice", "k1", "g1", 2, TS)])
+    assert store.last_seqs(["g1"]) == {"g1": 1}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chorus.webgate.ws import MAX_CLOSE_REASON_BYTES, close_reason
+from chorus.webgate.session_protocol import MAX_CLOSE_REASON_BYTES, close_reason
 
 
 @pytest.mark.parametrize("text", ["auth timeout", "x" * 500, "é" * 100, "0" + "€" * 60, "🎉" * 40, "\udc80 lone"])

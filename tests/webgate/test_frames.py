@@ -25,6 +25,7 @@ def test_valid_frames_parse_into_types():
     assert parse({"op": "ping"}) == PingFrame()
     assert parse({"op": "resume", "since": {"g1": 4, "g2": 0}}) == ResumeFrame({"g1": 4, "g2": 0})
     assert parse({"op": "read", "group": "g1", "seq": 9}) == ReadFrame("g1", 9)
+    assert parse({"op": "read", "group": "g1", "seq": 9, "ref": 4}) == ReadFrame("g1", 9, 4)
 
 
 @pytest.mark.parametrize("data, error, words", [

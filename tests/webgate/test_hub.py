@@ -10,13 +10,15 @@ import pytest
 
 from chorus.wire.pb import broker_pb2
 from chorus.webgate.errors import Unavailable
-from chorus.webgate.hub import CATCH_UP_MAX_PAGES, CATCH_UP_PAGE, Hub
+from chorus.webgate.catchup import CATCH_UP_MAX_PAGES, CATCH_UP_PAGE
+from chorus.webgate.hub import Hub
 from chorus.webgate.sessions import Session
 from wsframes import read_frames
 
 
 class FakeBroker:
-    """The BrokerClient interface the hub uses, with subscriptions recorded."""
+    """The Broker interface the hub uses, with subscriptions recorded; ``sink`` is the hub its
+    publications go to (in the gateway: the Publications feed)."""
 
     def __init__(self):
         self.subscribed: set[str] = set()
@@ -37,7 +39,7 @@ class FakeBroker:
         if self.failing_sync:
             raise Unavailable("broker down")
         if self.live_during_sync:  # publications that arrive while the hub waits
-            self.on_deliveries(self.live_during_sync)
+            self.sink.deliver(self.live_during_sync)
             self.live_during_sync = []
 
     async def history(self, group, *, after_seq, limit):
@@ -77,7 +79,8 @@ def session(sid, account, groups):
 async def hub():
     broker = FakeBroker()
     hub = Hub(broker)
-    worker = asyncio.create_task(hub._apply_events())
+    broker.sink = hub
+    worker = asyncio.create_task(hub.run_events())
     yield hub
     worker.cancel()
 
@@ -96,43 +99,43 @@ def delivery(group, text, seq=1):
 async def test_a_batch_reaches_each_socket_in_one_write_in_publication_order(hub):
     both = await live(hub, session("s1", "alice", ["g1", "g2"]))
     one = await live(hub, session("s2", "bob", ["g2"]))
-    hub.broker.on_deliveries([("g1", delivery("g1", "a", 1)), ("g2", delivery("g2", "b", 1)),
+    hub.deliver([("g1", delivery("g1", "a", 1)), ("g2", delivery("g2", "b", 1)),
                               ("g1", delivery("g1", "c", 2)), ("g3", delivery("g3", "nobody", 1))])
     assert [f["text"] for f in both.transport.frames] == ["a", "b", "c"]
     assert both.transport.writes == 1, "three frames, one syscall"
     assert [f["text"] for f in one.transport.frames] == ["b"]
     # a seq already fanned out is not sent again, in a batch or alone
-    hub.broker.on_deliveries([("g1", delivery("g1", "c", 2)), ("g1", delivery("g1", "d", 3))])
-    hub.broker.on_deliveries([("g2", delivery("g2", "b", 1))])
+    hub.deliver([("g1", delivery("g1", "c", 2)), ("g1", delivery("g1", "d", 3))])
+    hub.deliver([("g2", delivery("g2", "b", 1))])
     assert [f["text"] for f in both.transport.frames] == ["a", "b", "c", "d"]
 
 
 async def test_after_a_broker_restart_each_group_is_caught_up_once_and_in_order(hub):
     page = await live(hub, session("s1", "alice", ["g1"]))
-    hub.broker.on_deliveries([("g1", delivery("g1", "m1", 1))])
+    hub.deliver([("g1", delivery("g1", "m1", 1))])
     # The new broker stored 2..4 before our subscription reached it; 3 and 4 also arrive live.
     hub.broker.stored = {"g1": [broker_pb2.Delivery.FromString(delivery("g1", f"m{n}", n)) for n in (1, 2, 3, 4)]}
     hub.broker.live_during_sync = [("g1", delivery("g1", "m3", 3)), ("g1", delivery("g1", "m4", 4))]
-    await hub._broker_restarted()
-    hub.broker.on_deliveries([("g1", delivery("g1", "m5", 5))])
+    await hub.broker_restarted()
+    hub.deliver([("g1", delivery("g1", "m5", 5))])
     assert [f["seq"] for f in page.transport.frames] == [1, 2, 3, 4, 5]
     assert hub.broker.opened.count("s1") == 2, "registered again with the new broker"
 
 
 async def test_a_group_that_missed_too_much_during_a_broker_restart_gets_reset(hub):
     page = await live(hub, session("s1", "alice", ["g1"]))
-    hub.broker.on_deliveries([("g1", delivery("g1", "m1", 1))])
+    hub.deliver([("g1", delivery("g1", "m1", 1))])
     missed = CATCH_UP_PAGE * CATCH_UP_MAX_PAGES + 5
     hub.broker.stored = {"g1": [broker_pb2.Delivery.FromString(delivery("g1", "m", n))
                                 for n in range(2, missed + 2)]}
-    await hub._broker_restarted()
+    await hub.broker_restarted()
     assert page.transport.frames[-1] == {"op": "reset", "group": "g1"}
     assert len(page.transport.frames) == 1 + CATCH_UP_PAGE * CATCH_UP_MAX_PAGES + 1
 
 
 async def test_an_unreadable_publication_in_a_batch_does_not_stop_the_others(hub):
     page = await live(hub, session("s1", "alice", ["g1"]))
-    hub.broker.on_deliveries([("g1", b"\xff not a Delivery"), ("g1", delivery("g1", "fine", 1))])
+    hub.deliver([("g1", b"\xff not a Delivery"), ("g1", delivery("g1", "fine", 1))])
     assert [f["text"] for f in page.transport.frames] == ["fine"]
 
 
@@ -145,7 +148,7 @@ async def test_a_failed_registration_leaves_other_sessions_subscriptions_alone(h
     await hub.unregister(bob)  # what the WebSocket handler does on its way out
     await hub.unregister(bob)
     assert hub.broker.subscribed == {"g1"}, "g1 still needed by alice; g2 given back"
-    hub.broker.on_deliveries([("g1", delivery("g1", "still here"))])
+    hub.deliver([("g1", delivery("g1", "still here"))])
     assert alice.transport.frames[-1]["text"] == "still here"
 
 
@@ -153,7 +156,7 @@ async def test_deliveries_reach_only_attached_members_with_one_encoding(hub):
     a = await live(hub, session("s1", "alice", ["g1"]))
     b = await live(hub, session("s2", "bob", ["g1", "g2"]))
     c = await live(hub, session("s3", "carol", ["g2"]))
-    hub.broker.on_deliveries([("g1", delivery("g1", "hello"))])
+    hub.deliver([("g1", delivery("g1", "hello"))])
     assert [f["text"] for f in a.transport.frames] == ["hello"]
     assert [f["text"] for f in b.transport.frames] == ["hello"]
     assert c.transport.frames == []
@@ -164,9 +167,9 @@ async def test_join_and_leave_events_apply_to_every_session_of_that_account_in_o
     tab2 = await live(hub, session("s2", "alice", []))
     other = await live(hub, session("s3", "bob", []))
     group = broker_pb2.GroupRef(id="g9", name="Nine")
-    hub.broker.on_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
-    hub.broker.on_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=False))
-    hub.broker.on_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
+    hub.membership_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
+    hub.membership_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=False))
+    hub.membership_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
     for _ in range(20):
         await asyncio.sleep(0)
     for tab in (tab1, tab2):
@@ -182,13 +185,13 @@ async def test_join_and_leave_events_apply_to_every_session_of_that_account_in_o
 async def test_live_messages_held_during_a_resume_come_after_it_without_duplicates(hub):
     resuming = await live(hub, session("s1", "alice", ["g1"]))
     other = await live(hub, session("s2", "bob", ["g1"]))
-    hub.hold_live(resuming)
+    hub.fanout.hold_session(resuming)
     for seq in (5, 6, 7):
-        hub.broker.on_deliveries([("g1", broker_pb2.Delivery(
+        hub.deliver([("g1", broker_pb2.Delivery(
             group_id="g1", seq=seq, ts_ms=1, text=f"m{seq}", sender=broker_pb2.Person(id="x")).SerializeToString())])
     assert resuming.transport.frames == [], "held while resuming"
     assert [f["seq"] for f in other.transport.frames] == [5, 6, 7], "others are not held"
-    hub.release_live(resuming, {"g1": 6})  # the replay already sent up to 6
+    hub.fanout.release_session(resuming, {"g1": 6})  # the replay already sent up to 6
     assert [f["seq"] for f in resuming.transport.frames] == [7]
-    hub.release_live(resuming, {})  # releasing twice sends nothing more
+    hub.fanout.release_session(resuming, {})  # releasing twice sends nothing more
     assert [f["seq"] for f in resuming.transport.frames] == [7]

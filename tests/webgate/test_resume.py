@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chorus.wire.pb import broker_pb2
-from chorus.webgate.ws import _missed
+from chorus.webgate.resume import missed_since as _missed
 
 PAGE_CAP = 100
 

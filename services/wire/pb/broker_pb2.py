@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63horus/wire/pb/broker.proto\x12\x10\x63horus.broker.v1\"\xce\x04\n\x0eGatewayRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12(\n\x05hello\x18\x02 \x01(\x0b\x32\x17.chorus.broker.v1.HelloH\x00\x12\x35\n\x0copen_session\x18\x03 \x01(\x0b\x32\x1d.chorus.broker.v1.OpenSessionH\x00\x12\x37\n\rclose_session\x18\x04 \x01(\x0b\x32\x1e.chorus.broker.v1.CloseSessionH\x00\x12&\n\x04post\x18\x05 \x01(\x0b\x32\x16.chorus.broker.v1.PostH\x00\x12?\n\x11membership_change\x18\x06 \x01(\x0b\x32\".chorus.broker.v1.MembershipChangeH\x00\x12&\n\x04sync\x18\x07 \x01(\x0b\x32\x16.chorus.broker.v1.SyncH\x00\x12,\n\x07history\x18\x08 \x01(\x0b\x32\x19.chorus.broker.v1.HistoryH\x00\x12\x35\n\x0cgroup_states\x18\t \x01(\x0b\x32\x1d.chorus.broker.v1.GroupStatesH\x00\x12/\n\tmark_read\x18\n \x01(\x0b\x32\x1a.chorus.broker.v1.MarkReadH\x00\x12*\n\x06online\x18\x0b \x01(\x0b\x32\x18.chorus.broker.v1.OnlineH\x00\x12\x33\n\x0bsystem_post\x18\x0c \x01(\x0b\x32\x1c.chorus.broker.v1.SystemPostH\x00\x42\x06\n\x04kind\"\x1b\n\x05Hello\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"<\n\x06Person\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"_\n\x0bOpenSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12)\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x11\n\tgroup_ids\x18\x03 \x03(\t\"\"\n\x0c\x43loseSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\":\n\x04Post\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"a\n\x10MembershipChange\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\"$\n\x08GroupRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x15\n\x04Sync\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"d\n\x07History\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x16\n\tafter_seq\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\rB\x0c\n\n_after_seq\"4\n\x0bGroupStates\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tgroup_ids\x18\x02 \x03(\t\"=\n\x08MarkRead\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\x1a\n\x06Online\x12\x10\n\x08group_id\x18\x01 \x01(\t\"A\n\nSystemPost\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xf0\x02\n\x0b\x42rokerReply\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12,\n\x07welcome\x18\x02 \x01(\x0b\x32\x19.chorus.broker.v1.WelcomeH\x00\x12&\n\x04\x64one\x18\x03 \x01(\x0b\x32\x16.chorus.broker.v1.DoneH\x00\x12*\n\x06posted\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.PostedH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.chorus.broker.v1.FailureH\x00\x12.\n\x08messages\x18\x06 \x01(\x0b\x32\x1a.chorus.broker.v1.MessagesH\x00\x12*\n\x06states\x18\x07 \x01(\x0b\x32\x18.chorus.broker.v1.StatesH\x00\x12\x39\n\x0eonline_members\x18\x08 \x01(\x0b\x32\x1f.chorus.broker.v1.OnlineMembersH\x00\x42\x06\n\x04kind\"F\n\x08Messages\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.chorus.broker.v1.Delivery\x12\x0c\n\x04more\x18\x02 \x01(\x08\"B\n\nGroupState\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x10\n\x08read_seq\x18\x03 \x01(\x04\"6\n\x06States\x12,\n\x06groups\x18\x01 \x03(\x0b\x32\x1c.chorus.broker.v1.GroupState\"$\n\rOnlineMembers\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"+\n\x07Welcome\x12\x11\n\tbroker_id\x18\x01 \x01(\t\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"\x06\n\x04\x44one\"6\n\x06Posted\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\"\xc2\x01\n\x07\x46\x61ilure\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.chorus.broker.v1.Failure.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"x\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x01\x12\x0e\n\nNOT_MEMBER\x10\x02\x12\x13\n\x0fUNKNOWN_SESSION\x10\x03\x12\x13\n\x0fUNKNOWN_GATEWAY\x10\x04\x12\x0f\n\x0bUNAVAILABLE\x10\x05\"p\n\x08\x44\x65livery\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12(\n\x06sender\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x0c\n\x04text\x18\x05 \x01(\t\"`\n\x0fMembershipEvent\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63horus/wire/pb/broker.proto\x12\x10\x63horus.broker.v1\"\xce\x04\n\x0eGatewayRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12(\n\x05hello\x18\x02 \x01(\x0b\x32\x17.chorus.broker.v1.HelloH\x00\x12\x35\n\x0copen_session\x18\x03 \x01(\x0b\x32\x1d.chorus.broker.v1.OpenSessionH\x00\x12\x37\n\rclose_session\x18\x04 \x01(\x0b\x32\x1e.chorus.broker.v1.CloseSessionH\x00\x12&\n\x04post\x18\x05 \x01(\x0b\x32\x16.chorus.broker.v1.PostH\x00\x12?\n\x11membership_change\x18\x06 \x01(\x0b\x32\".chorus.broker.v1.MembershipChangeH\x00\x12&\n\x04sync\x18\x07 \x01(\x0b\x32\x16.chorus.broker.v1.SyncH\x00\x12,\n\x07history\x18\x08 \x01(\x0b\x32\x19.chorus.broker.v1.HistoryH\x00\x12\x35\n\x0cgroup_states\x18\t \x01(\x0b\x32\x1d.chorus.broker.v1.GroupStatesH\x00\x12/\n\tmark_read\x18\n \x01(\x0b\x32\x1a.chorus.broker.v1.MarkReadH\x00\x12*\n\x06online\x18\x0b \x01(\x0b\x32\x18.chorus.broker.v1.OnlineH\x00\x12\x33\n\x0bsystem_post\x18\x0c \x01(\x0b\x32\x1c.chorus.broker.v1.SystemPostH\x00\x42\x06\n\x04kind\"\x1b\n\x05Hello\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"<\n\x06Person\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"_\n\x0bOpenSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12)\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x11\n\tgroup_ids\x18\x03 \x03(\t\"\"\n\x0c\x43loseSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\"S\n\x04Post\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"a\n\x10MembershipChange\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\"$\n\x08GroupRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x15\n\x04Sync\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"d\n\x07History\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x16\n\tafter_seq\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\rB\x0c\n\n_after_seq\"4\n\x0bGroupStates\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tgroup_ids\x18\x02 \x03(\t\"=\n\x08MarkRead\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\x1a\n\x06Online\x12\x10\n\x08group_id\x18\x01 \x01(\t\"Z\n\nSystemPost\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\xf0\x02\n\x0b\x42rokerReply\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12,\n\x07welcome\x18\x02 \x01(\x0b\x32\x19.chorus.broker.v1.WelcomeH\x00\x12&\n\x04\x64one\x18\x03 \x01(\x0b\x32\x16.chorus.broker.v1.DoneH\x00\x12*\n\x06posted\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.PostedH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.chorus.broker.v1.FailureH\x00\x12.\n\x08messages\x18\x06 \x01(\x0b\x32\x1a.chorus.broker.v1.MessagesH\x00\x12*\n\x06states\x18\x07 \x01(\x0b\x32\x18.chorus.broker.v1.StatesH\x00\x12\x39\n\x0eonline_members\x18\x08 \x01(\x0b\x32\x1f.chorus.broker.v1.OnlineMembersH\x00\x42\x06\n\x04kind\"F\n\x08Messages\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.chorus.broker.v1.Delivery\x12\x0c\n\x04more\x18\x02 \x01(\x08\"B\n\nGroupState\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x10\n\x08read_seq\x18\x03 \x01(\x04\"6\n\x06States\x12,\n\x06groups\x18\x01 \x03(\x0b\x32\x1c.chorus.broker.v1.GroupState\"$\n\rOnlineMembers\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"+\n\x07Welcome\x12\x11\n\tbroker_id\x18\x01 \x01(\t\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"\x06\n\x04\x44one\"F\n\x06Posted\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x0e\n\x06repeat\x18\x04 \x01(\x08\"\xc2\x01\n\x07\x46\x61ilure\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.chorus.broker.v1.Failure.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"x\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x01\x12\x0e\n\nNOT_MEMBER\x10\x02\x12\x13\n\x0fUNKNOWN_SESSION\x10\x03\x12\x13\n\x0fUNKNOWN_GATEWAY\x10\x04\x12\x0f\n\x0bUNAVAILABLE\x10\x05\"p\n\x08\x44\x65livery\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12(\n\x06sender\x18\x04 \x01(\x0b\x32\x18.chorus.broker.v1.Person\x12\x0c\n\x04text\x18\x05 \x01(\t\"`\n\x0fMembershipEvent\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12)\n\x05group\x18\x02 \x01(\x0b\x32\x1a.chorus.broker.v1.GroupRef\x12\x0e\n\x06joined\x18\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,45 +42,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLOSESESSION']._serialized_start=830
   _globals['_CLOSESESSION']._serialized_end=864
   _globals['_POST']._serialized_start=866
-  _globals['_POST']._serialized_end=924
-  _globals['_MEMBERSHIPCHANGE']._serialized_start=926
-  _globals['_MEMBERSHIPCHANGE']._serialized_end=1023
-  _globals['_GROUPREF']._serialized_start=1025
-  _globals['_GROUPREF']._serialized_end=1061
-  _globals['_SYNC']._serialized_start=1063
-  _globals['_SYNC']._serialized_end=1084
-  _globals['_HISTORY']._serialized_start=1086
-  _globals['_HISTORY']._serialized_end=1186
-  _globals['_GROUPSTATES']._serialized_start=1188
-  _globals['_GROUPSTATES']._serialized_end=1240
-  _globals['_MARKREAD']._serialized_start=1242
-  _globals['_MARKREAD']._serialized_end=1303
-  _globals['_ONLINE']._serialized_start=1305
-  _globals['_ONLINE']._serialized_end=1331
-  _globals['_SYSTEMPOST']._serialized_start=1333
-  _globals['_SYSTEMPOST']._serialized_end=1398
-  _globals['_BROKERREPLY']._serialized_start=1401
-  _globals['_BROKERREPLY']._serialized_end=1769
-  _globals['_MESSAGES']._serialized_start=1771
-  _globals['_MESSAGES']._serialized_end=1841
-  _globals['_GROUPSTATE']._serialized_start=1843
-  _globals['_GROUPSTATE']._serialized_end=1909
-  _globals['_STATES']._serialized_start=1911
-  _globals['_STATES']._serialized_end=1965
-  _globals['_ONLINEMEMBERS']._serialized_start=1967
-  _globals['_ONLINEMEMBERS']._serialized_end=2003
-  _globals['_WELCOME']._serialized_start=2005
-  _globals['_WELCOME']._serialized_end=2048
-  _globals['_DONE']._serialized_start=2050
-  _globals['_DONE']._serialized_end=2056
-  _globals['_POSTED']._serialized_start=2058
-  _globals['_POSTED']._serialized_end=2112
-  _globals['_FAILURE']._serialized_start=2115
-  _globals['_FAILURE']._serialized_end=2309
-  _globals['_FAILURE_CODE']._serialized_start=2189
-  _globals['_FAILURE_CODE']._serialized_end=2309
-  _globals['_DELIVERY']._serialized_start=2311
-  _globals['_DELIVERY']._serialized_end=2423
-  _globals['_MEMBERSHIPEVENT']._serialized_start=2425
-  _globals['_MEMBERSHIPEVENT']._serialized_end=2521
+  _globals['_POST']._serialized_end=949
+  _globals['_MEMBERSHIPCHANGE']._serialized_start=951
+  _globals['_MEMBERSHIPCHANGE']._serialized_end=1048
+  _globals['_GROUPREF']._serialized_start=1050
+  _globals['_GROUPREF']._serialized_end=1086
+  _globals['_SYNC']._serialized_start=1088
+  _globals['_SYNC']._serialized_end=1109
+  _globals['_HISTORY']._serialized_start=1111
+  _globals['_HISTORY']._serialized_end=1211
+  _globals['_GROUPSTATES']._serialized_start=1213
+  _globals['_GROUPSTATES']._serialized_end=1265
+  _globals['_MARKREAD']._serialized_start=1267
+  _globals['_MARKREAD']._serialized_end=1328
+  _globals['_ONLINE']._serialized_start=1330
+  _globals['_ONLINE']._serialized_end=1356
+  _globals['_SYSTEMPOST']._serialized_start=1358
+  _globals['_SYSTEMPOST']._serialized_end=1448
+  _globals['_BROKERREPLY']._serialized_start=1451
+  _globals['_BROKERREPLY']._serialized_end=1819
+  _globals['_MESSAGES']._serialized_start=1821
+  _globals['_MESSAGES']._serialized_end=1891
+  _globals['_GROUPSTATE']._serialized_start=1893
+  _globals['_GROUPSTATE']._serialized_end=1959
+  _globals['_STATES']._serialized_start=1961
+  _globals['_STATES']._serialized_end=2015
+  _globals['_ONLINEMEMBERS']._serialized_start=2017
+  _globals['_ONLINEMEMBERS']._serialized_end=2053
+  _globals['_WELCOME']._serialized_start=2055
+  _globals['_WELCOME']._serialized_end=2098
+  _globals['_DONE']._serialized_start=2100
+  _globals['_DONE']._serialized_end=2106
+  _globals['_POSTED']._serialized_start=2108
+  _globals['_POSTED']._serialized_end=2178
+  _globals['_FAILURE']._serialized_start=2181
+  _globals['_FAILURE']._serialized_end=2375
+  _globals['_FAILURE_CODE']._serialized_start=2255
+  _globals['_FAILURE_CODE']._serialized_end=2375
+  _globals['_DELIVERY']._serialized_start=2377
+  _globals['_DELIVERY']._serialized_end=2489
+  _globals['_MEMBERSHIPEVENT']._serialized_start=2491
+  _globals['_MEMBERSHIPEVENT']._serialized_end=2587
 # @@protoc_insertion_point(module_scope)

@@ -68,14 +68,16 @@ class CloseSession(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class Post(_message.Message):
-    __slots__ = ("session_id", "group_id", "text")
+    __slots__ = ("session_id", "group_id", "text", "idempotency_key")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     group_id: str
     text: str
-    def __init__(self, session_id: _Optional[str] = ..., group_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, session_id: _Optional[str] = ..., group_id: _Optional[str] = ..., text: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class MembershipChange(_message.Message):
     __slots__ = ("account_id", "group", "joined")
@@ -138,14 +140,16 @@ class Online(_message.Message):
     def __init__(self, group_id: _Optional[str] = ...) -> None: ...
 
 class SystemPost(_message.Message):
-    __slots__ = ("group_id", "sender_name", "text")
+    __slots__ = ("group_id", "sender_name", "text", "idempotency_key")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_NAME_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     sender_name: str
     text: str
-    def __init__(self, group_id: _Optional[str] = ..., sender_name: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, group_id: _Optional[str] = ..., sender_name: _Optional[str] = ..., text: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class BrokerReply(_message.Message):
     __slots__ = ("request_id", "welcome", "done", "posted", "failure", "messages", "states", "online_members")
@@ -210,14 +214,16 @@ class Done(_message.Message):
     def __init__(self) -> None: ...
 
 class Posted(_message.Message):
-    __slots__ = ("group_id", "seq", "ts_ms")
+    __slots__ = ("group_id", "seq", "ts_ms", "repeat")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     seq: int
     ts_ms: int
-    def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ...) -> None: ...
+    repeat: bool
+    def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ..., repeat: _Optional[bool] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("code", "message")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63horus/wire/pb/messages.proto\x12\x12\x63horus.messages.v1\"I\n\x12PostMessageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"C\n\x13PostMessageResponse\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\"p\n\x13ListMessagesRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x16\n\tafter_seq\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\rB\x0c\n\n_after_seq\"\x8e\x01\n\x07Message\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x17\n\x0fsender_username\x18\x05 \x01(\t\x12\x1b\n\x13sender_display_name\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"S\n\x14ListMessagesResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.chorus.messages.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32\xcd\x01\n\x08Messages\x12^\n\x0bPostMessage\x12&.chorus.messages.v1.PostMessageRequest\x1a\'.chorus.messages.v1.PostMessageResponse\x12\x61\n\x0cListMessages\x12\'.chorus.messages.v1.ListMessagesRequest\x1a(.chorus.messages.v1.ListMessagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63horus/wire/pb/messages.proto\x12\x12\x63horus.messages.v1\"b\n\x12PostMessageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0bsender_name\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"S\n\x13PostMessageResponse\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x0e\n\x06repeat\x18\x04 \x01(\x08\"p\n\x13ListMessagesRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nbefore_seq\x18\x02 \x01(\x04\x12\x16\n\tafter_seq\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\rB\x0c\n\n_after_seq\"\x8e\x01\n\x07Message\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x17\n\x0fsender_username\x18\x05 \x01(\t\x12\x1b\n\x13sender_display_name\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"S\n\x14ListMessagesResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.chorus.messages.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32\xcd\x01\n\x08Messages\x12^\n\x0bPostMessage\x12&.chorus.messages.v1.PostMessageRequest\x1a\'.chorus.messages.v1.PostMessageResponse\x12\x61\n\x0cListMessages\x12\'.chorus.messages.v1.ListMessagesRequest\x1a(.chorus.messages.v1.ListMessagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,15 +32,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chorus.wire.pb.messages_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_POSTMESSAGEREQUEST']._serialized_start=53
-  _globals['_POSTMESSAGEREQUEST']._serialized_end=126
-  _globals['_POSTMESSAGERESPONSE']._serialized_start=128
-  _globals['_POSTMESSAGERESPONSE']._serialized_end=195
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=197
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=309
-  _globals['_MESSAGE']._serialized_start=312
-  _globals['_MESSAGE']._serialized_end=454
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=456
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=539
-  _globals['_MESSAGES']._serialized_start=542
-  _globals['_MESSAGES']._serialized_end=747
+  _globals['_POSTMESSAGEREQUEST']._serialized_end=151
+  _globals['_POSTMESSAGERESPONSE']._serialized_start=153
+  _globals['_POSTMESSAGERESPONSE']._serialized_end=236
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=238
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=350
+  _globals['_MESSAGE']._serialized_start=353
+  _globals['_MESSAGE']._serialized_end=495
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=497
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=580
+  _globals['_MESSAGES']._serialized_start=583
+  _globals['_MESSAGES']._serialized_end=788
 # @@protoc_insertion_point(module_scope)

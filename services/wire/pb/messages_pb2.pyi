@@ -7,24 +7,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PostMessageRequest(_message.Message):
-    __slots__ = ("group_id", "sender_name", "text")
+    __slots__ = ("group_id", "sender_name", "text", "idempotency_key")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_NAME_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     sender_name: str
     text: str
-    def __init__(self, group_id: _Optional[str] = ..., sender_name: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, group_id: _Optional[str] = ..., sender_name: _Optional[str] = ..., text: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class PostMessageResponse(_message.Message):
-    __slots__ = ("group_id", "seq", "ts_ms")
+    __slots__ = ("group_id", "seq", "ts_ms", "repeat")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     seq: int
     ts_ms: int
-    def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ...) -> None: ...
+    repeat: bool
+    def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ..., repeat: _Optional[bool] = ...) -> None: ...
 
 class ListMessagesRequest(_message.Message):
     __slots__ = ("group_id", "before_seq", "after_seq", "limit")

@@ -1,0 +1,111 @@
+"""The broker conversation on an asyncio loop: many requests in flight, a heartbeat, re-registration.
+
+One DEALER, one reader task resolving each request's future from the
+conversation's answers, one heartbeat task. Each request waits at most its
+deadline (the conversation's ``timeout_secs``): sending included, because with
+IMMEDIATE a request for an absent broker waits to be sent rather than queue.
+
+``keep_alive(on_fresh)`` (run by the owner as a task) says Hello every
+``heartbeat_secs``, which keeps the broker from expiring us as a silent
+client. When a Welcome says ``fresh`` (the broker restarted or expired us),
+``on_fresh`` registers again what the broker forgot; it is retried on every
+heartbeat until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import zmq
+import zmq.asyncio
+
+from chorus.wire.conversation import Answer, BrokerProblem, BrokerTimeout, Conversation
+
+from .sockets import dealer
+
+__all__ = ["AsyncBrokerLink"]
+
+log = logging.getLogger(__name__)
+
+
+class AsyncBrokerLink:
+    def __init__(self, endpoint: str, *, client_id: str, timeout_secs: float, heartbeat_secs: float,
+                 context: zmq.asyncio.Context | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.endpoint = endpoint
+        self.conversation = Conversation(client_id, timeout_secs=timeout_secs)
+        self._heartbeat_secs = heartbeat_secs
+        self._context = context or zmq.asyncio.Context.instance()
+        self._monotonic = monotonic
+        self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._socket: zmq.asyncio.Socket | None = None
+
+    @property
+    def broker_id(self) -> str | None:
+        return self.conversation.broker_id
+
+    async def start(self) -> None:
+        self._socket = dealer(self._context, self.endpoint, client_id=self.conversation.client_id)
+        self._tasks = [asyncio.create_task(self._replies(), name="broker-replies")]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._socket is not None:
+            self._socket.close(linger=0)
+
+    async def ask(self, expected: str, **kind):
+        """The reply of the ``expected`` kind to one request; a BrokerProblem otherwise."""
+        return (await self.request(**kind)).result(expected)
+
+    async def request(self, **kind) -> Answer:
+        """Send one request (e.g. ``post=broker_pb2.Post(...)``) and wait for its answer."""
+        now = self._monotonic()
+        outgoing = self.conversation.request(now, **kind)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[outgoing.request_id] = future
+        try:
+            async with asyncio.timeout(self.conversation.timeout_secs):
+                await self._socket.send(outgoing.payload)
+                return await future
+        except TimeoutError:
+            raise BrokerTimeout("the message broker did not answer in time") from None
+        finally:
+            self._waiting.pop(outgoing.request_id, None)
+            self.conversation.forget(outgoing.request_id)
+
+    async def _replies(self) -> None:
+        while True:
+            answer = self.conversation.receive(await self._socket.recv())
+            if answer is None:
+                continue
+            future = self._waiting.get(answer.request_id)
+            if future is not None and not future.done():
+                future.set_result(answer)
+
+    async def keep_alive(self, on_fresh: Callable[[], Awaitable[None]]) -> None:
+        """Hello every heartbeat, and ``on_fresh`` after a broker that forgot us (see module doc)."""
+        while True:
+            known = self.broker_id
+            try:
+                await self.ask("welcome", hello=self.conversation.hello_message())
+            except BrokerProblem:
+                log.warning("broker %s not answering", self.endpoint)
+            else:
+                if self.broker_id != known:
+                    log.info("broker %s is %s", self.endpoint, self.broker_id)
+            if self.conversation.reregistration_due:
+                try:
+                    await on_fresh()
+                    self.conversation.reregistered()
+                except Exception:
+                    log.exception("registering again with the broker failed; retrying")
+            await asyncio.sleep(self._heartbeat_secs)

@@ -1,0 +1,27 @@
+"""The DEALER every broker client uses, with the options all of them need."""
+
+from __future__ import annotations
+
+import zmq
+
+__all__ = ["dealer"]
+
+
+def dealer(context: zmq.Context, endpoint: str, *, client_id: str, immediate: bool = True) -> zmq.Socket:
+    """A connected DEALER named ``client_id`` (the broker's ROUTER knows clients by it).
+
+    IMMEDIATE (the default) queues nothing for a broker that is not connected:
+    a request then waits to be sent (asyncio) or fails at once (NOBLOCK), so a
+    post the person was told failed is never delivered minutes later. A bad
+    endpoint raises zmq.ZMQError here, at start.
+    """
+    socket = context.socket(zmq.DEALER)
+    try:
+        socket.setsockopt(zmq.ROUTING_ID, client_id.encode())
+        socket.setsockopt(zmq.IMMEDIATE, 1 if immediate else 0)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(endpoint)
+    except zmq.ZMQError:
+        socket.close(linger=0)
+        raise
+    return socket

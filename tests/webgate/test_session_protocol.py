@@ -1,0 +1,88 @@
+"""One WebSocket session's decisions without sockets: messages in, frames and broker work out."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from aiohttp import WSMsgType
+
+from chorus.common.ratelimit import Rate
+from chorus.wire.pb import broker_pb2
+from chorus.webgate.session_protocol import (CLOSE_UNAUTHENTICATED, Authenticate, Close, MarkRead, Post, Reply,
+                                             Resume, SessionProtocol, Stop)
+from wsframes import read_frames
+
+TEXT = WSMsgType.TEXT
+
+
+def frame_of(data: bytes) -> dict:
+    [frame] = read_frames(data)
+    return orjson.loads(frame.data)
+
+
+def text(obj) -> str:
+    return orjson.dumps(obj).decode()
+
+
+@pytest.fixture
+def protocol():
+    p = SessionProtocol(max_text_chars=100, rate=Rate(per_sec=1, burst=3), now=0.0)
+    p.ready({"id": "u1", "username": "ann", "display_name": "Ann"}, {"g1": "General"}, {"g1": (4, 1)})
+    return p
+
+
+def test_the_first_message_must_be_a_text_auth_frame():
+    fresh = SessionProtocol(max_text_chars=100, rate=Rate(per_sec=1, burst=3), now=0.0)
+    assert fresh.first_message(TEXT, text({"op": "auth", "token": "t0k"})) == Authenticate("t0k")
+    assert fresh.first_message(WSMsgType.BINARY, b"x") == Close(CLOSE_UNAUTHENTICATED, b"first frame must be auth")
+    assert fresh.first_message(TEXT, text({"op": "ping"})) == Close(CLOSE_UNAUTHENTICATED, b"first frame must be auth")
+    refused = fresh.first_message(TEXT, "{nope")
+    assert refused.code == CLOSE_UNAUTHENTICATED and b"not valid JSON" in refused.reason
+    assert fresh.first_message(WSMsgType.CLOSE, None) is None
+
+
+def test_ready_lists_the_groups_with_unread_counts(protocol):
+    ready = frame_of(protocol.ready({"id": "u1"}, {"g1": "General"}, {"g1": (4, 1)}))
+    assert ready == {"op": "ready", "user": {"id": "u1"},
+                     "groups": [{"id": "g1", "name": "General", "last_seq": 4, "unread": 3}]}
+
+
+def test_frames_become_broker_work_or_answers(protocol):
+    assert protocol.receive(TEXT, text({"op": "ping"}), 0.0) == Reply(b'\x81\x0d{"op":"pong"}')
+    post = protocol.receive(TEXT, text({"op": "send", "group": "g1", "text": "hi", "ref": 1,
+                                        "idempotency_key": "k1"}), 0.0)
+    assert isinstance(post, Post) and (post.frame.text, post.frame.idempotency_key) == ("hi", "k1")
+    assert isinstance(protocol.receive(TEXT, text({"op": "resume", "since": {"g1": 2}}), 0.0), Resume)
+    # a closed socket or one aiohttp failed (e.g. 1009) ends the relay
+    assert isinstance(protocol.receive(WSMsgType.CLOSE, None, 0.0), Stop)
+    assert isinstance(protocol.receive(WSMsgType.ERROR, None, 0.0), Stop)
+
+
+def test_frames_for_groups_the_person_is_not_in_are_refused_with_their_ref(protocol):
+    refused = protocol.receive(TEXT, text({"op": "send", "group": "g2", "text": "hi", "ref": "r7"}), 0.0)
+    assert frame_of(refused.frame) == {"op": "error", "code": "not_member", "ref": "r7",
+                                       "message": "you are not a member of group 'g2'"}
+    read = protocol.receive(TEXT, text({"op": "read", "group": "g2", "seq": 3, "ref": "r8"}), 0.0)
+    assert frame_of(read.frame)["ref"] == "r8", "the read error keeps its ref"
+    assert isinstance(protocol.receive(TEXT, text({"op": "read", "group": "g1", "seq": 3}), 0.0), MarkRead)
+
+
+def test_bad_frames_are_answered_and_the_session_goes_on(protocol):
+    for data, code in [(text({"op": "auth", "token": "x"}), "unknown_op"), ("[1]", "bad_json")]:
+        assert frame_of(protocol.receive(TEXT, data, 0.0).frame)["code"] == code
+    assert frame_of(protocol.receive(WSMsgType.BINARY, b"\x00", 0.0).frame)["code"] == "bad_json"
+
+
+def test_a_burst_past_the_limit_is_not_done_and_says_when_to_come_back(protocol):
+    for _ in range(3):
+        assert protocol.receive(TEXT, text({"op": "ping"}), 10.0) == Reply(b'\x81\x0d{"op":"pong"}')
+    limited = frame_of(protocol.receive(TEXT, text({"op": "send", "group": "g1", "text": "x", "ref": 5}), 10.0).frame)
+    assert (limited["code"], limited["ref"], limited["retry_after_ms"]) == ("rate_limited", 5, 1000)
+    assert isinstance(protocol.receive(TEXT, text({"op": "send", "group": "g1", "text": "x"}), 11.0), Post)
+
+
+def test_acks_echo_the_ref_and_the_idempotency_key(protocol):
+    post = protocol.receive(TEXT, text({"op": "send", "group": "g1", "text": "hi", "ref": 1,
+                                        "idempotency_key": "k1"}), 0.0)
+    ack = frame_of(protocol.acked(post.frame, broker_pb2.Posted(group_id="g1", seq=9, ts_ms=77)))
+    assert ack == {"op": "ack", "ref": 1, "group": "g1", "seq": 9, "ts": 77, "idempotency_key": "k1"}

@@ -59,6 +59,7 @@ HTTP_MATRIX = [
     ("POST", "/api/register", everyone(CREATED)),  # the token, if any, is ignored
     ("POST", "/api/login", everyone(OK)),
     ("GET", "/api/openapi.json", everyone(OK)),
+    ("GET", "/api/config", everyone(OK)),  # the limits the page respects: nothing private
     ("GET", "/api/me", people_only(OK)),
     ("GET", "/api/groups", people_only(OK)),
     ("POST", "/api/groups", people_only(CREATED)),

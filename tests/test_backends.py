@@ -46,10 +46,11 @@ async def test_a_backend_posts_as_a_system_sender_and_it_is_stored_and_delivered
                                     "PostMessage", group_id=group["id"], sender_name="Billing",
                                     text="Your invoice is ready")
     [frame] = await assert_delivered_to([page], group, "Your invoice is ready")
+    assert frame["system"] is True  # shown as a bot, never as a person
     assert frame["seq"] == reply.seq and frame["from"] == {"id": "system", "username": "Billing",
                                                           "display_name": "Billing"}
     history = await api.ok("GET", f"/api/groups/{group['id']}/messages", token=alice.token)
-    assert history["messages"][0]["text"] == "Your invoice is ready"
+    assert history["messages"][0]["text"] == "Your invoice is ready" and history["messages"][0]["system"] is True
     with pytest.raises(grpc.RpcError) as info:
         await asyncio.to_thread(call, stack.ports["broker-grpc"], "chorus.messages.v1.Messages",
                                 "PostMessage", group_id="g_nope", sender_name="Billing", text="x")

@@ -80,7 +80,7 @@ async def test_duplicate_group_name_is_a_conflict(api, stack):
 
 
 async def test_the_page_is_served(api, stack):
-    for path, kind in (("/", "text/html"), ("/app.js", "text/javascript"), ("/app.css", "text/css")):
+    for path, kind in (("/", "text/html"), ("/main.js", "text/javascript"), ("/app.css", "text/css")):
         async with api.http.get(stack.base_url + path) as response:
             assert response.status == 200 and response.content_type == kind
             assert len(await response.read()) > 100

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from chat import Api, Person, assert_delivered_to, assert_nothing_arrives, unique
+from chorus.wire.limits import DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_IDEMPOTENCY_KEY_CHARS
 
 WS_PER_SEC, WS_BURST = 0.5, 5  # slow refill: a loaded machine answering the burst slowly adds no token
 LOGIN_FAILURES_PER_IP, LOGIN_FAILURES_PER_ACCOUNT = 6, 3
@@ -188,6 +189,14 @@ async def test_successful_logins_do_not_count(limited):
 
 
 # sizes (the settings are read and enforced) ---------------------------------------------
+
+async def test_the_page_learns_the_limits_from_the_gateway_not_from_copies(limited):
+    async with api_from(limited) as api:
+        status, body = await api.call("GET", "/api/config")  # before logging in: no token needed
+    assert status == 200
+    assert body == {"max_text_chars": MAX_TEXT_CHARS, "history_page": DEFAULT_HISTORY_PAGE,
+                    "max_history_page": MAX_HISTORY_PAGE, "max_idempotency_key_chars": MAX_IDEMPOTENCY_KEY_CHARS}
+
 
 async def test_text_over_the_limit_is_refused_and_the_page_goes_on(people):
     (alice,) = await people("alice")

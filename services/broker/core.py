@@ -49,6 +49,7 @@ from .records import Store
 from .routing import RoutingTable
 from chorus.wire.limits import (DEFAULT_HISTORY_PAGE, MAX_GROUPS_PER_REQUEST, MAX_HISTORY_PAGE, MAX_ID_CHARS,
                                 MAX_IDEMPOTENCY_KEY_CHARS, MAX_SEQ)
+from chorus.wire.senders import SYSTEM_SENDER_ID
 from chorus.wire.topics import BARRIER_PREFIX, CONTROL_TOPIC
 
 __all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE", "DEFAULT_KEY_RETENTION_SECS",
@@ -56,7 +57,6 @@ __all__ = ["BrokerCore", "Reply", "Publish", "Output", "DEFAULT_MAX_HISTORY_PAGE
 
 log = logging.getLogger(__name__)
 MAX_SENDER_NAME_CHARS = 64
-SYSTEM_SENDER_ID = "system"
 DEFAULT_MAX_HISTORY_PAGE = MAX_HISTORY_PAGE  # larger limits are capped; Messages.more says the rest exists
 DEFAULT_KEY_RETENTION_SECS = 24 * 3600.0   # a repeat within this gets the original ack
 DEFAULT_KEY_PURGE_EVERY_SECS = 60.0

@@ -20,14 +20,20 @@ from .config import Settings
 from .deps import DEPS, Deps
 from .http_api import error_middleware, routes
 from .hub import Hub
+from .security import add_security_headers
 from .ws import websocket
 
-__all__ = ["create_app", "STATIC_DIR", "OPENAPI_PATH"]
+__all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "OPENAPI_PATH"]
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Only these files are served (never a path taken from the request). The page is native ES
+# modules (docs/architecture.md, "The page"): each module it imports must be listed here.
 # The OpenAPI 3 description of the HTTP API is kept by hand beside the page;
 # tests/webgate/test_openapi.py holds it to the routes registered here.
-STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/app.js": "app.js",
+PAGE_MODULES = ("main.js", "state.js", "model.js", "frames.js", "groupbox.js", "socket.js", "api.js",
+                "dom.js", "render.js", "panels.js", "auth.js")
+STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/favicon.svg": "favicon.svg",
+                **{f"/{name}": name for name in PAGE_MODULES},
                 "/api/openapi.json": "openapi.json"}
 OPENAPI_PATH = STATIC_DIR / "openapi.json"
 
@@ -35,6 +41,7 @@ OPENAPI_PATH = STATIC_DIR / "openapi.json"
 def create_app(settings: Settings) -> web.Application:
     """The application; backends connect on startup and close on cleanup."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    add_security_headers(app)
     app.add_routes(routes)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/healthz", _healthz)
@@ -93,7 +100,7 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 def _static(path: Path):
     content_type = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
-                    ".json": "application/json"}[path.suffix]
+                    ".json": "application/json", ".svg": "image/svg+xml"}[path.suffix]
 
     async def handler(_request: web.Request) -> web.Response:
         return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",

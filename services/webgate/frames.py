@@ -20,6 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from chorus.common.text import describe_control, forbidden_control
 from chorus.wire.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_SEQ
+from chorus.wire.senders import SYSTEM_SENDER_ID
 
 from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 
@@ -170,15 +171,22 @@ def text_frame(payload: bytes) -> bytes:
 
 
 def message_json(delivery) -> dict:
-    """A broker Delivery as the person sees it (history entries; frames add "op")."""
+    """A broker Delivery as the person sees it (history entries; frames add "op").
+
+    A backend's post is marked ``"system": true``: its sender's names are whatever the backend
+    chose, so the page must show it as a bot, never as the person those names may imitate.
+    """
     sender = delivery.sender
-    return {
+    body = {
         "group": delivery.group_id,
         "seq": delivery.seq,
         "ts": delivery.ts_ms,
         "from": {"id": sender.id, "username": sender.username, "display_name": sender.display_name},
         "text": delivery.text,
     }
+    if sender.id == SYSTEM_SENDER_ID:
+        body["system"] = True
+    return body
 
 
 def message_payload(delivery) -> bytes:

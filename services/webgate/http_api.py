@@ -16,7 +16,8 @@ import orjson
 from aiohttp import web
 
 from chorus.common.text import describe_control, forbidden_control
-from chorus.wire.limits import DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_ID_CHARS, MAX_SEQ
+from chorus.wire.limits import (DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS,
+                                MAX_SEQ)
 
 from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, RateLimited, TooLarge,
                      Unauthenticated)
@@ -251,3 +252,15 @@ async def _change_membership(request: web.Request, *, joined: bool) -> web.Respo
     change = deps.membership.join if joined else deps.membership.leave
     group, _changed = await change(_group_id(request), user["id"])
     return json_response({"group": group})
+
+
+@routes.get("/api/config")
+async def config(request: web.Request) -> web.Response:
+    """The limits the page must respect, from this gateway's settings and chorus.wire.limits,
+    so the page keeps no copies of them. No token needed: nothing here is private."""
+    return json_response({
+        "max_text_chars": request.app[DEPS].settings.max_text_chars,
+        "history_page": DEFAULT_HISTORY_PAGE,
+        "max_history_page": MAX_HISTORY_PAGE,
+        "max_idempotency_key_chars": MAX_IDEMPOTENCY_KEY_CHARS,
+    })

@@ -4,6 +4,7 @@
     chorus.wire.topics     the broker's PUB/SUB topic names
     chorus.wire.limits     bounds more than one party checks (id lengths, seqs, text, pages)
     chorus.wire.endpoints  where each service listens by default
+    chorus.wire.senders    the sender id of backends' system posts
 
 Services import this package and chorus.common, never each other
 (pyproject.toml's import-linter contracts, checked by tests/test_layers.py).

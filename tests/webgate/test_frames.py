@@ -4,9 +4,10 @@ import orjson
 import pytest
 
 from chorus.wire.pb import broker_pb2
+from chorus.wire.senders import SYSTEM_SENDER_ID
 from chorus.webgate.errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 from chorus.webgate.frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, group_states,
-                                   message_payload, parse_client_frame, text_frame)
+                                   message_json, message_payload, parse_client_frame, text_frame)
 from wsframes import read_frame
 
 LIMIT = 10
@@ -90,3 +91,12 @@ def test_group_states_give_last_seq_and_unread_never_below_zero():
         {"id": "g2", "name": "Two", "last_seq": 3, "unread": 0},
         {"id": "g3", "name": "Three", "last_seq": 0, "unread": 0},
     ]
+
+
+def test_a_backends_post_is_marked_system_and_a_persons_is_not():
+    def delivery(sender_id: str, name: str) -> broker_pb2.Delivery:
+        return broker_pb2.Delivery(group_id="g1", seq=1, ts_ms=1, text="hi",
+                                   sender=broker_pb2.Person(id=sender_id, username=name, display_name=name))
+    assert message_json(delivery(SYSTEM_SENDER_ID, "Billing"))["system"] is True
+    assert "system" not in message_json(delivery("u_1", "billing"))
+    assert orjson.loads(message_payload(delivery(SYSTEM_SENDER_ID, "Alice")))["system"] is True

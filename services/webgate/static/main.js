@@ -1,0 +1,307 @@
+// Chorus web page: wires the pure state (state.js) to the socket, the HTTP API and the DOM.
+//
+// Everything that happens becomes an event for `dispatch`: socket events, API answers, the
+// person's clicks. The reducer returns the new state and commands; this module carries the
+// commands out (COMMANDS) and redraws the page once per animation frame.
+
+import { Api } from "./api.js";
+import { AuthForm } from "./auth.js";
+import { $, pageVisible, toast } from "./dom.js";
+import { Directory, MembersPanel } from "./panels.js";
+import { ChatView, autosize } from "./render.js";
+import { CLOSE_UNAUTHENTICATED, Connection, socketUrl } from "./socket.js";
+import { canSend, get, initialState, reduce } from "./state.js";
+
+const TOKEN_KEY = "chorus.token";
+const READ_DEBOUNCE_MS = 300; // `read` markers are sent at most this often per group
+
+let state = initialState({ visible: pageVisible() });
+let token = storageGet(TOKEN_KEY);
+
+const api = new Api({ token: () => token, onExpired: () => sessionExpired() });
+const conn = new Connection({ url: socketUrl(location), token: () => token, onEvent: socketEvent });
+const view = new ChatView({ onNearTop: (group) => dispatch({ type: "needOlder", group }) });
+const members = new MembersPanel({ api });
+const directory = new Directory({
+  api,
+  selectWhenJoined: (group) => dispatch({ type: "wantSelect", group }),
+  forgetSelect: (group) => dispatch({ type: "forgetSelect", group }),
+});
+const auth = new AuthForm({ api, onLoggedIn: (newToken, user) => { saveToken(newToken); enterApp(user, null); } });
+
+function dispatch(event) {
+  const out = reduce(state, event);
+  state = out.state;
+  for (const command of out.commands) COMMANDS[command.type](command);
+  scheduleRender();
+}
+
+const COMMANDS = {
+  send: ({ frame }) => conn.send(frame),
+  fetch: fetchHistory,
+  scheduleRead: ({ group, again }) => reads.schedule(group, again),
+  flushRead: ({ group }) => reads.flush(group),
+  later: ({ ms, event }) => setTimeout(() => dispatch(event), ms),
+  membership: ({ group, joined }) => directory.membershipChanged(group, joined),
+  toast: ({ text }) => toast(text),
+  warn: ({ text }) => console.warn(text),
+};
+
+function socketEvent(event) {
+  dispatch(event);
+  if (event.type === "closed" && event.code === CLOSE_UNAUTHENTICATED) sessionExpired(event.reason);
+  if (event.type === "frame" && event.frame.op === "ready" && !state.config) loadConfig();
+}
+
+async function fetchHistory({ group, gen, kind, before, after }) {
+  const limit = state.config?.historyPage;
+  const query = { older: { before, limit }, after: { after, limit }, latest: { limit } }[kind];
+  try {
+    const data = await api.messages(group, query);
+    dispatch({ type: "history", group, gen, kind, before, messages: data?.messages, more: !!data?.more });
+  } catch (err) {
+    dispatch({ type: "historyFailed", group, gen, kind, status: err.status, message: err.message });
+  }
+}
+
+/** The server's limits; asked for at start and again after each `ready` until known. */
+async function loadConfig() {
+  try {
+    dispatch({ type: "config", config: await api.config() });
+  } catch { /* the server is unreachable: the socket's reconnect tries again */ }
+}
+
+/** Debounced `read` markers: at most one per group per READ_DEBOUNCE_MS. */
+const reads = {
+  timers: new Map(), // group id -> {again, timer}
+  schedule(group, again) {
+    const entry = this.timers.get(group);
+    if (entry) {
+      entry.again ||= again;
+      return;
+    }
+    const fresh = { again, timer: null };
+    fresh.timer = setTimeout(() => {
+      this.timers.delete(group);
+      dispatch({ type: "readDue", group, again: fresh.again });
+    }, READ_DEBOUNCE_MS);
+    this.timers.set(group, fresh);
+  },
+  /** The person stops looking at a group (another group, tab hidden, page closing): send now. */
+  flush(group) {
+    const entry = this.timers.get(group);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.timers.delete(group);
+    dispatch({ type: "readDue", group, again: entry.again, flush: true });
+  },
+  clear() {
+    for (const entry of this.timers.values()) clearTimeout(entry.timer);
+    this.timers.clear();
+  },
+};
+
+// ---------------------------------------------------------------- drawing
+
+let renderQueued = false;
+
+/** Batch renders: a burst of frames costs one render. */
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(renderNow);
+  setTimeout(renderNow, 50); // rAF does not run in background tabs
+}
+
+function renderNow() {
+  if (!renderQueued) return;
+  renderQueued = false;
+  if (!token) return; // the log-in form is showing
+  view.render(state);
+  members.follow(state.selected, state.user);
+}
+
+function showScreen(screen) {
+  $("#splash").hidden = screen !== "splash";
+  $("#auth").hidden = screen !== "auth";
+  $("#app").hidden = screen !== "app";
+}
+
+// ---------------------------------------------------------------- session
+
+function storageGet(key) {
+  try { return localStorage.getItem(key); } catch { return null; }
+}
+
+function storageSet(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch { /* storage unavailable: the session lasts as long as the page */ }
+}
+
+function saveToken(newToken) {
+  token = newToken;
+  storageSet(TOKEN_KEY, newToken);
+}
+
+function enterApp(user, groups) {
+  dispatch({ type: "session", user, groups });
+  showScreen("app");
+  renderQueued = true;
+  renderNow();
+  conn.start();
+  if (!state.config) loadConfig();
+}
+
+function showAuth(message = "") {
+  showScreen("auth");
+  auth.show(message);
+}
+
+/** Tear down the session's state and socket (no network call). */
+function leaveApp() {
+  conn.stop();
+  token = null;
+  storageSet(TOKEN_KEY, null);
+  reads.clear();
+  dispatch({ type: "loggedOut" });
+  view.reset();
+  directory.reset();
+  directory.render();
+  members.close();
+  $("#toasts").replaceChildren();
+}
+
+function sessionExpired(reason) {
+  if (!token) return;
+  leaveApp();
+  const why = reason === "auth timeout" ? "The connection timed out." : "Your session has expired.";
+  showAuth(`${why} Please log in again.`);
+}
+
+function logout() {
+  const old = token;
+  leaveApp();
+  showAuth();
+  if (old) api.logout(old);
+}
+
+// ---------------------------------------------------------------- the person's actions
+
+/** A fresh idempotency key. crypto.randomUUID exists only in secure contexts (https, localhost);
+ * a page served over plain http on a LAN makes the same kind of key from getRandomValues. */
+function newKey() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function selectGroup(id) {
+  dispatch({ type: "select", group: id });
+  renderQueued = true;
+  renderNow();
+  if (canSend(state)) $("#composer-text").focus();
+}
+
+async function leaveSelectedGroup() {
+  const id = state.selected;
+  if (!id) return;
+  const button = $("#leave-group");
+  button.disabled = true;
+  try {
+    await api.leave(id); // the sidebar changes when the `left` frame arrives
+  } catch (err) {
+    if (err.status !== 401) toast(`Could not leave the group: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function bindEvents() {
+  $("#logout").addEventListener("click", logout);
+  $("#group-list").addEventListener("click", (event) => {
+    const li = event.target.closest("li.group");
+    if (li) selectGroup(li.dataset.groupId);
+  });
+  $("#leave-group").addEventListener("click", leaveSelectedGroup);
+  $("#members-toggle").addEventListener("click", () => members.toggle(state.selected));
+  $("#messages-scroller").addEventListener("scroll", () => {
+    if (state.selected) view.maybeLoadOlder(state.selected, get(state.boxes, state.selected));
+  }, { passive: true });
+  document.addEventListener("visibilitychange", () => dispatch({ type: "visibility", visible: pageVisible() }));
+  window.addEventListener("pagehide", () => { if (state.selected && pageVisible()) reads.flush(state.selected); });
+
+  const textarea = $("#composer-text");
+  const send = () => dispatch({ type: "compose", key: newKey(), ts: Date.now() });
+  $("#composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+  textarea.addEventListener("input", () => {
+    autosize(textarea);
+    dispatch({ type: "draft", text: textarea.value });
+  });
+  $("#messages").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (button) dispatch({ type: button.dataset.action === "retry" ? "retry" : "discard", ref: button.dataset.ref });
+  });
+
+  $("#browse-groups").addEventListener("click", () => directory.show());
+  $("#new-group").addEventListener("click", () => directory.show({ focusCreate: true }));
+  $("#browse-close").addEventListener("click", () => directory.close());
+  $("#new-group-form").addEventListener("submit", (event) => directory.create(event));
+  $("#directory").addEventListener("click", (event) => {
+    const button = event.target.closest("button.join");
+    if (button) directory.join(button.dataset.groupId);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    if (directory.open) directory.close();
+    else if (members.open) {
+      members.close();
+      $("#members-toggle").focus();
+    }
+  });
+}
+
+// ---------------------------------------------------------------- boot
+
+// For tests and debugging from the console: lose the connection the way a network drop
+// does (the page sees it closed abnormally and reconnects, once the browser is online).
+window.chorusDebug = Object.freeze({ dropSocket: () => conn.drop() });
+
+async function boot() {
+  bindEvents();
+  loadConfig();
+  if (!token) {
+    showAuth();
+    return;
+  }
+  showScreen("splash");
+  try {
+    const me = await api.me();
+    enterApp(me.user, Array.isArray(me.groups) ? me.groups : []);
+  } catch (err) {
+    if (err.status === 401) {
+      token = null;
+      storageSet(TOKEN_KEY, null);
+      showAuth();
+    } else {
+      // The API is down or unreachable: open the app anyway; the socket retries with backoff.
+      enterApp(null, null);
+      toast(`Could not load your profile: ${err.message}`);
+    }
+  }
+}
+
+boot();

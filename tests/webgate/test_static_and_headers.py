@@ -1,0 +1,84 @@
+"""The page's files: each module it imports is served (and nothing else is), with the right
+content type, and every answer of the gateway carries the security headers."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+import pytest
+
+from chorus.webgate.app import STATIC_DIR, STATIC_FILES
+from chorus.webgate.security import SECURITY_HEADERS
+
+IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["']\./([\w.-]+)["']""", re.MULTILINE)
+CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".json": "application/json",
+                 ".svg": "image/svg+xml"}
+
+
+def served_names() -> set[str]:
+    return set(STATIC_FILES.values())
+
+
+def test_every_module_the_page_imports_is_served_and_every_module_is_imported():
+    entry = re.search(r'<script type="module" src="/([\w.-]+)"', (STATIC_DIR / "index.html").read_text())[1]
+    reachable, todo = set(), [entry]
+    while todo:
+        name = todo.pop()
+        if name in reachable:
+            continue
+        assert name in served_names(), f"{name} is imported but not in STATIC_FILES"
+        reachable.add(name)
+        todo += IMPORT.findall((STATIC_DIR / name).read_text())
+    modules = {path.name for path in STATIC_DIR.glob("*.js")}
+    assert reachable == modules, f"modules nobody imports: {sorted(modules - reachable)}"
+
+
+def test_the_page_has_nothing_inline_that_a_strict_policy_blocks():
+    html = (STATIC_DIR / "index.html").read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline <script>"
+    assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler"
+    assert not re.search(r"\sstyle\s*=", html), "style attribute"
+    assert not re.search(r"<style\b", html), "<style> element"
+    for path in STATIC_DIR.glob("*.js"):
+        source = path.read_text()
+        for forbidden in ("innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function",
+                          'setAttribute("style"', "cssText"):
+            assert forbidden not in source, f"{path.name} uses {forbidden}"
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def _get(http, url: str):
+    async with http.get(url) as response:
+        await response.read()
+        return response
+
+
+async def test_every_answer_carries_the_security_headers(stack, http):
+    answers = {
+        "the page": "/",
+        "a module": "/state.js",
+        "the API": "/api/config",
+        "an API error": "/api/me",
+        "an unknown route": "/nothing-here",
+        "the health check": "/healthz",
+    }
+    for what, path in answers.items():
+        response = await _get(http, stack.base_url + path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, f"{what} ({path}, {response.status}): {name}"
+    assert SECURITY_HEADERS["Content-Security-Policy"].startswith("default-src 'self';")
+
+
+async def test_each_file_is_served_with_its_content_type_and_nothing_else_is_served(stack, http):
+    for path, name in STATIC_FILES.items():
+        response = await _get(http, stack.base_url + path)
+        assert response.status == 200, path
+        assert response.content_type == CONTENT_TYPES[(STATIC_DIR / name).suffix], path
+    for path in ("/package.json", "/app.js", "/static/state.js", "/webgate/app.py", "/..%2fapp.py", "/state"):
+        assert (await _get(http, stack.base_url + path)).status == 404, path

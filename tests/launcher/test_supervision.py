@@ -53,25 +53,12 @@ async def post_until_acked(page, group, text: str, timeout_secs: float) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout_secs
     while True:
         ref = await page.post(group, text)
-        frame = await _answer(page, ref)
+        frame = await page.answer(ref)
         if frame["op"] == "ack":
             return frame
         assert frame["code"] == "unavailable", frame
         assert asyncio.get_running_loop().time() < deadline, f"no ack within {timeout_secs} s"
         await asyncio.sleep(0.2)
-
-
-async def _answer(page, ref: str) -> dict:
-    """The ack or error for ``ref``; other frames stay for later expects."""
-    others = []
-    try:
-        while True:
-            frame = await page.next_frame(timeout=10)
-            if frame.get("ref") == ref and frame["op"] in ("ack", "error"):
-                return frame
-            others.append(frame)
-    finally:
-        page.seen[:0] = others
 
 
 async def test_a_page_posts_again_within_seconds_after_kill_9_of_the_broker(start_stack):

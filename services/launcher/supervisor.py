@@ -39,9 +39,10 @@ class Death:
 
 class Supervisor:
     def __init__(self, child: Child, settings: Settings, stopping: threading.Event,
-                 on_give_up: Callable[[Child, Death, int], None], *, startup_timeout_secs: float):
-        self.child, self._settings, self._stopping = child, settings, stopping
-        self._on_give_up, self._startup_timeout_secs = on_give_up, startup_timeout_secs
+                 on_give_up: Callable[[Child, Death, int], None]):
+        """``on_give_up(child, last death, deaths within the window)`` is called from this
+        supervisor's thread, once, when the service keeps dying."""
+        self.child, self._settings, self._stopping, self._on_give_up = child, settings, stopping, on_give_up
         self._deaths: collections.deque[float] = collections.deque()  # times, within the window
         self._gave_up = False
         self._thread = threading.Thread(target=self._run, name=f"{child.name}-supervisor", daemon=True)
@@ -84,7 +85,7 @@ class Supervisor:
             if not self.child.running():
                 self.child.start(self.child.command)
         try:
-            self.child.wait_ready(self._startup_timeout_secs, self._stopping)
+            self.child.wait_ready(self._settings.startup_timeout_secs, self._stopping)
         except StartFailed as failed:
             return self._died(failed.code, str(failed).removeprefix(f"{self.child.name} "))
         code = self.child.wait_exit()

@@ -70,7 +70,8 @@ def run(settings: Settings) -> int:
             try:
                 ready = child.wait_ready(settings.startup_timeout_secs, stopping)
             except StartFailed as failed:
-                _say(f"{failed}; stopping. Its last lines:\n{child.last_lines()}")
+                _say("interrupted while starting" if stopping.is_set() else
+                     f"{failed}; stopping. Its last lines:\n{child.last_lines()}")
                 return 1
             ports.update(learned(name, ready))
             child.command = command(name, settings, ports, sys.executable)  # a restart binds the same ports
@@ -78,8 +79,7 @@ def run(settings: Settings) -> int:
         print(f"Chorus is running at {page_url(settings, ports)}/  (data in {settings.data_dir}; Ctrl-C stops)",
               flush=True)
         for child in children.values():
-            supervisors.append(Supervisor(child, settings, stopping, give_up,
-                                          startup_timeout_secs=settings.startup_timeout_secs))
+            supervisors.append(Supervisor(child, settings, stopping, give_up))
             supervisors[-1].start()
         while not stopping.wait(0.5):  # wakes for signals too
             pass

@@ -34,10 +34,12 @@ class Death:
 
     code: int | None
     uptime_secs: float
-    how: str  # "was killed by SIGKILL", "did not report ready within 30 s"
+    how: str  # "exited with code -9 (SIGKILL)", "did not report ready within 30 s"
 
 
 class Supervisor:
+    """One thread per service, from the end of `chorus up`'s start until its stop."""
+
     def __init__(self, child: Child, settings: Settings, stopping: threading.Event,
                  on_give_up: Callable[[Child, Death, int], None]):
         """``on_give_up(child, last death, deaths within the window)`` is called from this

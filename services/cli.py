@@ -1,8 +1,10 @@
 """The `chorus` command: run one service, or all of them (`chorus up`).
 
-This is the only module that reads the environment: each subcommand's flags
-take their defaults from environment variables (named in --help), then the
-service's config module turns the parsed flags into a frozen settings object.
+This is the only module that reads the environment. Each subcommand's config
+module adds its flags (from its settings table, chorus.common.settings) and
+turns the parsed flags and this environment into a frozen settings object:
+each value from its flag, else its variable (both named in --help), else the
+default. A bad value exits 2 with a message naming the flag and the variable.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ __all__ = ["main"]
 
 # subcommand -> (module with add_arguments/settings_from_args, module with run, help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "up": ("chorus.launcher", "chorus.launcher", "run every service on loopback (embedded default, SQLite)"),
+    "up": ("chorus.launcher", "chorus.launcher",
+           "run every service, restarted when one dies (embedded default, SQLite); only the page on --host"),
     "auth": ("chorus.auth.config", "chorus.auth.main", "accounts, passwords and tokens (gRPC)"),
     "membership": ("chorus.membership.config", "chorus.membership.main", "groups and members (gRPC)"),
     "broker": ("chorus.broker.config", "chorus.broker.main", "ZeroMQ message broker"),

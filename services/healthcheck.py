@@ -14,34 +14,42 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
-from chorus.common.config import parse_host_port, positive
+from chorus.common.config import PositiveFloat, parse_host_port
+from chorus.common.settings import Setting, add_flags, named, read, table
 
 __all__ = ["Probe", "add_arguments", "settings_from_args", "run"]
 
 DEFAULT_TIMEOUT_SECS = 3.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Probe:
     kind: str       # "grpc" or "http"
     target: str     # HOST:PORT or URL
-    timeout_secs: float = DEFAULT_TIMEOUT_SECS
+    timeout_secs: Annotated[PositiveFloat, Setting(
+        "--timeout-secs", "CHORUS_HEALTH_TIMEOUT_SECS", "give up after this long")] = DEFAULT_TIMEOUT_SECS
+
+
+_TABLE = table(Probe)
 
 
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     parser.add_argument("kind", choices=["grpc", "http"], help="how to ask")
     parser.add_argument("target", help="HOST:PORT for grpc, a URL for http")
-    parser.add_argument("--timeout-secs", type=float, default=DEFAULT_TIMEOUT_SECS,
-                        help="give up after this long")
+    add_flags(parser, _TABLE)
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Probe:
     if args.kind == "grpc":
-        parse_host_port(args.target, name="target")
+        try:
+            parse_host_port(args.target)
+        except ValueError as exc:
+            raise ValueError(named("target", str(exc))) from None
     elif not args.target.startswith(("http://", "https://")):
         raise ValueError(f"target {args.target!r} is not an http:// or https:// URL")
-    return Probe(args.kind, args.target, positive(args.timeout_secs, name="--timeout-secs"))
+    return Probe(kind=args.kind, target=args.target, **read(_TABLE, args, env))
 
 
 def run(probe: Probe) -> int:

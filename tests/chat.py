@@ -140,6 +140,18 @@ class Page:
         finally:
             self.seen[:0] = skipped
 
+    async def answer(self, ref: str, timeout: float = 10) -> dict:
+        """The ``ack`` or ``error`` frame for ``ref``, whichever comes; other frames stay for later."""
+        others = []
+        try:
+            while True:
+                frame = await self.next_frame(timeout=timeout)
+                if frame.get("ref") == ref and frame["op"] in ("ack", "error"):
+                    return frame
+                others.append(frame)
+        finally:
+            self.seen[:0] = others
+
     async def closed(self, timeout: float = FRAME_TIMEOUT_SECS) -> tuple[int, str]:
         msg = await self.ws.receive(timeout=timeout)
         while msg.type == aiohttp.WSMsgType.TEXT:

@@ -1,4 +1,4 @@
-"""Fixtures shared by every suite: the whole stack as real processes, free ports, and
+"""Fixtures shared by every suite: the whole stack as real processes on port 0, and
 a real database engine per backend for the storage tests.
 
 The ``engine`` fixture runs each storage test twice: on a SQLite file in
@@ -7,9 +7,10 @@ PostgreSQL comes from $CHORUS_TEST_POSTGRES_URL (default below); when it is
 unreachable those runs are skipped locally but fail when $CI is "true", so CI
 cannot go green without having tested PostgreSQL.
 
-The stack is `python -m chorus up` (exactly what a newcomer runs) on free
-loopback ports with a fresh data directory, started once per test session;
-tests isolate themselves by registering their own people and groups.
+The stack is `python -m chorus up` (exactly what a newcomer runs) on loopback,
+port 0 wherever it can, with a fresh data directory, started once per test
+session; its addresses come from its readiness line (docs/architecture.md,
+"Readiness"). Tests isolate themselves by registering their own people and groups.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,7 +36,8 @@ import pytest
 from sqlalchemy.engine import Engine, make_url
 
 from chat import Api, Person
-from processes import Service, service_env
+from processes import Service, clean_env, service_env
+from chorus.common import readiness
 from chorus.common.db import create_db_engine, sqlite_url
 
 STACK_START_TIMEOUT_SECS = 60
@@ -46,6 +49,9 @@ RESUME_MAX_MESSAGES = 20  # smaller than the default 200 so the reset test posts
 
 
 def free_port() -> int:
+    """A port nothing listens on right now. Racy (another process may take it before we
+    bind): only for the one address that must be known before its service starts, the
+    broker's ROUTER, which membership is told first. Everything else binds port 0."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -83,36 +89,62 @@ def stack(tmp_path_factory) -> Stack:
 def start_stack(tmp_path_factory):
     """``with start_stack({"CHORUS_...": ...}) as other:`` a second stack with its own settings,
     for tests whose limits must not touch the shared one."""
-    return lambda extra_env: running_stack(tmp_path_factory.mktemp("stack"), extra_env)
+    return lambda extra_env, args=(): running_stack(tmp_path_factory.mktemp("stack"), extra_env, args)
+
+
+# chorus up's readiness keys -> Stack.ports names
+_STACK_PORTS = {"http": "http", "auth": "auth", "membership": "membership", "broker_router": "broker-router",
+                "broker_pub": "broker-pub", "broker_grpc": "broker-grpc"}
 
 
 @contextlib.contextmanager
-def running_stack(root: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
-    """`chorus up` on free ports with data under ``root`` and ``extra_env`` (CHORUS_*
-    settings) on top of a clean environment; stopped with SIGINT afterwards."""
-    ports = {name: free_port() for name in
-             ("http", "auth", "membership", "broker-router", "broker-pub", "broker-grpc")}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
-    env.update(extra_env)
+def running_stack(root: Path, extra_env: dict[str, str], args=()) -> Iterator[Stack]:
+    """`chorus up` with data under ``root``, ``extra_env`` (CHORUS_* settings) on top of a
+    clean environment and ``args`` after the subcommand; every port 0 but the ROUTER's
+    (see free_port), learned from its readiness line; stopped with SIGINT afterwards."""
     log_path = root / "stack.log"
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", str(root / "data"),
-               *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))]
+               "--http-port", "0", "--auth-port", "0", "--membership-port", "0",
+               "--broker-router-port", str(free_port()), "--broker-pub-port", "0", "--broker-grpc-port", "0",
+               *args]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env)
-    stack = Stack(f"http://127.0.0.1:{ports['http']}", f"ws://127.0.0.1:{ports['http']}/ws",
-                  ports, root / "data", log_path, process)
-    line = _wait_for_line(process, "Chorus is running", STACK_START_TIMEOUT_SECS)
-    if line is None:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=clean_env(extra_env))
+    ready = wait_for_readiness(process, STACK_START_TIMEOUT_SECS)
+    if ready is None:
         process.kill()
-        pytest.fail(f"chorus up did not start:\n{stack.log()}")
-    yield stack
-    process.send_signal(signal.SIGINT)
+        process.wait()
+        pytest.fail(f"chorus up did not start:\n{log_path.read_text(errors='replace')}")
+    ports = {name: int(str(ready[key]).rpartition(":")[2]) for key, name in _STACK_PORTS.items()}
+    stack = Stack(ready["http"], ready["http"].replace("http://", "ws://") + "/ws", ports, root / "data",
+                  log_path, process)
     try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"chorus up did not stop on SIGINT:\n{stack.log()}")
+        yield stack
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"chorus up did not stop on SIGINT:\n{stack.log()}")
+
+
+def wait_for_readiness(process: subprocess.Popen, timeout_secs: float) -> dict | None:
+    """The readiness object ``process`` writes on stdout (chorus.common.readiness), or None
+    when it exits or stays silent. The rest of stdout is left in the pipe."""
+    deadline = time.monotonic() + timeout_secs
+    found: list[dict] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            if (ready := readiness.parse_line(line)) is not None:
+                found.append(ready)
+                return
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while reader.is_alive() and time.monotonic() < deadline:
+        reader.join(0.1)
+    return found[0] if found else None
 
 
 @pytest.fixture
@@ -132,46 +164,30 @@ def people(api, stack):
 
 @pytest.fixture
 def services(tmp_path):
-    """The four services started one by one (as compose runs them), each killable alone;
-    yields ({name: Service}, webgate base URL) and checks each stops cleanly."""
-    ports = {name: free_port() for name in ("http", "auth", "membership", "router", "pub", "grpc")}
+    """The four services started one by one (as compose runs them) on port 0, each killable
+    alone; yields ({name: Service}, webgate base URL) and checks each stops cleanly."""
     env = service_env(secrets.token_urlsafe(32))
     data = ["--data-dir", str(tmp_path / "data")]
-    router, pub = f"tcp://127.0.0.1:{ports['router']}", f"tcp://127.0.0.1:{ports['pub']}"
-    started = {
-        "auth": Service("auth", ["--listen", f"127.0.0.1:{ports['auth']}", *data], env, tmp_path),
-        "membership": Service("membership", ["--listen", f"127.0.0.1:{ports['membership']}", *data,
-                                             "--broker-router", router], env, tmp_path),
-        "broker": Service("broker", ["--router", router, "--pub", pub, *data,
-                                     "--grpc-listen", f"127.0.0.1:{ports['grpc']}",
-                                     "--membership", f"127.0.0.1:{ports['membership']}"], env, tmp_path),
-        "webgate": Service("webgate", [
-            "--listen", f"127.0.0.1:{ports['http']}", "--auth", f"127.0.0.1:{ports['auth']}",
-            "--membership", f"127.0.0.1:{ports['membership']}",
-            "--broker-router", router, "--broker-pub", pub], env, tmp_path),
-    }
-    for service in started.values():
-        service.start()
-    yield started, f"http://127.0.0.1:{ports['http']}"
+    router = f"tcp://127.0.0.1:{free_port()}"  # membership is told it before the broker starts
+    started: dict[str, Service] = {}
+    try:
+        started["auth"] = Service("auth", ["--listen", "127.0.0.1:0", *data], env, tmp_path).start()
+        membership = started["membership"] = Service("membership", [
+            "--listen", "127.0.0.1:0", *data, "--broker-router", router], env, tmp_path).start()
+        broker = started["broker"] = Service("broker", [
+            "--router", router, "--pub", "tcp://127.0.0.1:0", *data, "--grpc-listen", "127.0.0.1:0",
+            "--membership", membership.address("grpc")], env, tmp_path).start()
+        webgate = started["webgate"] = Service("webgate", [
+            "--listen", "127.0.0.1:0", "--auth", started["auth"].address("grpc"),
+            "--membership", membership.address("grpc"), "--broker-router", router,
+            "--broker-pub", broker.address("pub")], env, tmp_path).start()
+    except BaseException:
+        for service in reversed(list(started.values())):
+            service.stop()
+        raise
+    yield started, webgate.address("http")
     for service in reversed(list(started.values())):
         assert service.stop() == 0, f"{service.name} did not stop cleanly"
-
-
-def _wait_for_line(process: subprocess.Popen, text: str, timeout_secs: float) -> str | None:
-    deadline = time.monotonic() + timeout_secs
-    os.set_blocking(process.stdout.fileno(), False)
-    buffer = b""
-    while time.monotonic() < deadline:
-        chunk = process.stdout.read()
-        if chunk:
-            buffer += chunk
-            for line in buffer.decode(errors="replace").splitlines():
-                if text in line:
-                    return line
-        if process.poll() is not None:
-            return None
-        time.sleep(0.05)
-    return None
 
 
 # databases for the storage tests ---------------------------------------------

@@ -28,7 +28,7 @@ async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(servi
         deadline = asyncio.get_running_loop().time() + RECOVERY_SECS
         while True:  # until the gateway has registered the sessions with the new broker
             ref = await alice_page.post(group, "after")
-            frame = await _ack_or_error(alice_page, ref)
+            frame = await alice_page.answer(ref)
             if frame["op"] == "ack":
                 break
             assert frame["code"] == "unavailable", frame
@@ -77,19 +77,6 @@ async def two_members_online(http, base_url: str):
     return api, group, await alice.open_page(), await bob.open_page()
 
 
-async def _ack_or_error(page, ref: str) -> dict:
-    """The answer to ``ref``, whichever it is; other frames stay for later expects."""
-    others = []
-    try:
-        while True:
-            frame = await page.next_frame(timeout=10)
-            if frame.get("ref") == ref and frame["op"] in ("ack", "error"):
-                return frame
-            others.append(frame)
-    finally:
-        page.seen[:0] = others
-
-
 async def test_kill_9_while_posting_loses_no_acked_message_and_resume_fills_every_gap(services):
     started, base_url = services
     async with aiohttp.ClientSession() as http:
@@ -110,7 +97,7 @@ async def test_kill_9_while_posting_loses_no_acked_message_and_resume_fills_ever
                 started["broker"].kill()
                 started["broker"].start()
             ref = await alice_page.post(group, f"m{i}")
-            frame = await _ack_or_error(alice_page, ref)
+            frame = await alice_page.answer(ref)
             alice_page.seen.clear()
             if frame["op"] == "ack":
                 acked.append(frame["seq"])

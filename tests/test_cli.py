@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
 import pytest
-
-from conftest import free_port
 from sqlalchemy.engine import make_url
 
 from chorus.cli import main
@@ -26,6 +25,14 @@ from chorus.common.config import resolve_database_url
     (["auth"], "no token signing key"),
     (["health", "http", "127.0.0.1:8080"], "target '127.0.0.1:8080' is not an http:// or https:// URL"),
     (["health", "grpc", "somewhere"], "target must look like HOST:PORT"),
+    (["health", "grpc", "127.0.0.1:1", "--timeout-secs", "0"],
+     "--timeout-secs ($CHORUS_HEALTH_TIMEOUT_SECS) must be > 0, got '0'"),
+    (["health", "grpc", "127.0.0.1:1", "--timeout-secs", "nan"],
+     "--timeout-secs ($CHORUS_HEALTH_TIMEOUT_SECS) must be a finite number, got 'nan'"),
+    (["webgate", "--max-frame-bytes", "2.9"],
+     "--max-frame-bytes ($CHORUS_WS_MAX_FRAME_BYTES) must be a whole number, got '2.9'"),
+    (["up", "--broker-router-port", "0"], "--broker-router-port ($CHORUS_BROKER_ROUTER_PORT) must be a fixed port"),
+    (["up", "--host", ""], "--host ($CHORUS_HOST)"),
 ])
 def test_bad_configuration_is_refused_with_a_clear_message(argv, words, capsys, tmp_path):
     env = {"HOME": str(tmp_path)}
@@ -33,6 +40,40 @@ def test_bad_configuration_is_refused_with_a_clear_message(argv, words, capsys, 
         main(argv, env=env)
     assert exit_info.value.code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("var, value, words", [
+    ("CHORUS_BROKER_DURABLE_SYNC", "maybe", "--durable-sync ($CHORUS_BROKER_DURABLE_SYNC) must be true or false, "
+                                           "got 'maybe'"),
+    ("CHORUS_GATEWAY_TIMEOUT_SECS", "inf", "--gateway-timeout-secs ($CHORUS_GATEWAY_TIMEOUT_SECS) must be a finite"),
+    ("CHORUS_BROKER_PUB_HWM", "1.5", "--pub-hwm-msgs ($CHORUS_BROKER_PUB_HWM) must be a whole number, got '1.5'"),
+])
+def test_a_bad_environment_value_is_refused_like_a_bad_flag(var, value, words, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["broker"], env={"HOME": str(tmp_path), var: value})
+    assert exit_info.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given, secs", [("0.5", 0.5), ("2.9", 2.9), ("3", 3.0)])
+def test_the_health_timeout_is_a_number_of_seconds_fractions_included(given, secs):
+    from chorus.cli import build_parser
+    from chorus.healthcheck import settings_from_args
+
+    for argv, env in [(["--timeout-secs", given], {}), ([], {"CHORUS_HEALTH_TIMEOUT_SECS": given})]:
+        probe = settings_from_args(build_parser(env).parse_args(["health", "grpc", "127.0.0.1:1", *argv]), env)
+        assert probe.timeout_secs == secs
+
+
+def test_help_names_each_variable_and_default_and_no_secret(capsys):
+    env = {"CHORUS_TOKEN_KEY": "k" * 40, "DATABASE_URL": "postgresql://app:hunter2@db/chorus"}
+    with pytest.raises(SystemExit):
+        main(["auth", "--help"], env=env)
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--token-ttl-secs" in shown and "(env CHORUS_TOKEN_TTL_SECS; default 604800)" in shown
+    assert "(env CHORUS_AUTH_DATABASE_URL or DATABASE_URL; default not shown)" in shown
+    assert "environment only (a flag would show it in ps): CHORUS_TOKEN_KEY" in shown
+    assert "hunter2" not in shown and "k" * 40 not in shown
 
 
 def test_environment_variables_configure_the_same_as_flags(capsys):
@@ -66,17 +107,18 @@ def test_an_unreadable_database_password_file_is_named(service, capsys, tmp_path
     with pytest.raises(SystemExit) as exit_info:
         main([service], env=env)
     assert exit_info.value.code == 2
-    assert f"$CHORUS_DATABASE_PASSWORD_FILE: cannot read {tmp_path / 'missing'}" in capsys.readouterr().err
+    assert (f"--database-password-file ($CHORUS_DATABASE_PASSWORD_FILE): cannot read {tmp_path / 'missing'}"
+            in capsys.readouterr().err)
 
 
 def test_the_database_password_comes_from_its_file_not_the_url(tmp_path):
     (tmp_path / "db_password").write_text("s3cret/with@odd:chars\n")
-    env = {"CHORUS_DATABASE_PASSWORD_FILE": str(tmp_path / "db_password")}
-    url = resolve_database_url("postgresql://chorus@db:5432/chorus", None, env, "auth")
+    password_file = tmp_path / "db_password"
+    url = resolve_database_url("postgresql://chorus@db:5432/chorus", None, password_file, {}, "auth")
     assert make_url(url).password == "s3cret/with@odd:chars"
     assert (make_url(url).host, make_url(url).database) == ("db", "chorus")
     # SQLite has no password; the embedded default ignores the file
-    assert resolve_database_url(None, str(tmp_path), env, "auth").startswith("sqlite:///")
+    assert resolve_database_url(None, tmp_path, password_file, {}, "auth").startswith("sqlite:///")
 
 
 def test_health_probe_tells_a_serving_service_from_a_closed_port(stack):
@@ -89,7 +131,9 @@ def test_health_probe_tells_a_serving_service_from_a_closed_port(stack):
                          ("grpc", f"127.0.0.1:{stack.ports['broker-grpc']}"),
                          ("http", f"{stack.base_url}/healthz")]:
         assert probe(kind, target).returncode == 0, target
-    closed = probe("grpc", f"127.0.0.1:{free_port()}", "--timeout-secs", "1")
+    with socket.socket() as held:  # bound, never listening: connections to it are refused
+        held.bind(("127.0.0.1", 0))
+        closed = probe("grpc", f"127.0.0.1:{held.getsockname()[1]}", "--timeout-secs", "0.5")
     assert closed.returncode == 1 and "unhealthy" in closed.stderr
     missing = probe("http", f"{stack.base_url}/no-such-page")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr

@@ -2,47 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
-import time
 
 import aiohttp
 import pytest
 
-from conftest import free_port
+from conftest import wait_for_readiness
 
 
 @pytest.fixture
 def lonely_webgate(tmp_path):
     """A webgate whose auth, membership and broker addresses have nothing listening."""
-    port = free_port()
-    dead = [free_port() for _ in range(4)]
-    log_path = tmp_path / "webgate.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chorus", "webgate", "--listen", f"127.0.0.1:{port}",
-             "--auth", f"127.0.0.1:{dead[0]}", "--membership", f"127.0.0.1:{dead[1]}",
-             "--broker-router", f"tcp://127.0.0.1:{dead[2]}", "--broker-pub", f"tcp://127.0.0.1:{dead[3]}",
-             "--backend-timeout-secs", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"})
-    if not _wait_until_listening(port):
-        process.kill()
-        pytest.fail(log_path.read_text())
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    assert process.wait(10) == 0, log_path.read_text()
+    with contextlib.ExitStack() as held:
+        dead = [_bound_not_listening(held) for _ in range(4)]  # refused for as long as we hold them
+        log_path = tmp_path / "webgate.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "chorus", "webgate", "--listen", "127.0.0.1:0",
+                 "--auth", f"127.0.0.1:{dead[0]}", "--membership", f"127.0.0.1:{dead[1]}",
+                 "--broker-router", f"tcp://127.0.0.1:{dead[2]}", "--broker-pub", f"tcp://127.0.0.1:{dead[3]}",
+                 "--backend-timeout-secs", "1"],
+                stdout=subprocess.PIPE, stderr=log, env={"PATH": "/usr/bin:/bin"})
+        ready = wait_for_readiness(process, timeout_secs=20)
+        if ready is None:
+            process.kill()
+            process.wait()
+            pytest.fail(log_path.read_text())
+        yield ready["http"]
+        process.terminate()
+        assert process.wait(10) == 0, log_path.read_text()
 
 
-def _wait_until_listening(port: int) -> bool:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+def _bound_not_listening(held: contextlib.ExitStack) -> int:
+    sock = held.enter_context(socket.socket())
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
 
 
 async def test_backends_down_means_503_and_a_retry_close_not_a_hang(lonely_webgate):

@@ -22,7 +22,7 @@ from chorus.wire.conversation import BrokerProblem
 from chorus.wire.pb import broker_pb2
 from conftest import free_port
 from processes import Service
-from test_broker_restart import RECOVERY_SECS, _ack_or_error
+from test_broker_restart import RECOVERY_SECS
 
 KEY = "7f0c7a2e-3f1b-4c1e-9a55-2d0a1b6c9e01"
 
@@ -33,7 +33,7 @@ async def send_with_key(page, group: dict, text: str, key: str) -> dict:
     while True:
         ref = f"r{time.monotonic_ns()}"
         await page.send({"op": "send", "group": group["id"], "text": text, "ref": ref, "idempotency_key": key})
-        frame = await _ack_or_error(page, ref)
+        frame = await page.answer(ref)
         if frame["op"] == "ack":
             return frame
         assert frame["code"] == "unavailable", frame

@@ -11,7 +11,8 @@ import time
 import aiohttp
 
 from chat import Api, Person
-from conftest import free_port
+from conftest import free_port, wait_for_readiness
+from processes import clean_env
 
 
 async def test_sigterm_on_the_webgate_tells_open_pages_it_is_going_away(services):
@@ -29,15 +30,13 @@ async def test_sigterm_on_the_webgate_tells_open_pages_it_is_going_away(services
 def test_services_do_not_outlive_chorus_up_killed_with_sigkill(tmp_path):
     """kill -9 of `chorus up` gives its handlers no chance; the services must still go
     (they would hold their ports and the data directory otherwise)."""
-    ports = [str(free_port()) for _ in range(6)]
-    flags = ["--http-port", "--auth-port", "--membership-port", "--broker-router-port",
-             "--broker-pub-port", "--broker-grpc-port"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
     up = subprocess.Popen([sys.executable, "-m", "chorus", "up", "--data-dir", str(tmp_path / "data"),
-                           *(a for pair in zip(flags, ports) for a in pair)],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+                           "--http-port", "0", "--auth-port", "0", "--membership-port", "0",
+                           "--broker-router-port", str(free_port()), "--broker-pub-port", "0",
+                           "--broker-grpc-port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
     try:
-        assert "Chorus is running" in _line_with(up, "Chorus is running", timeout_secs=60)
+        assert wait_for_readiness(up, timeout_secs=60) is not None, "chorus up did not start"
         services = [int(p) for p in subprocess.run(["pgrep", "-P", str(up.pid)], capture_output=True,
                                                    text=True).stdout.split()]
         assert len(services) == 4
@@ -51,15 +50,6 @@ def test_services_do_not_outlive_chorus_up_killed_with_sigkill(tmp_path):
     for pid in survivors:  # not to leave them running when this fails
         os.kill(pid, 9)
     assert not survivors, "services outlived chorus up"
-
-
-def _line_with(process: subprocess.Popen, text: str, *, timeout_secs: float) -> str:
-    deadline = time.monotonic() + timeout_secs
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if text in line or not line:
-            return line
-    return ""
 
 
 def _alive(pid: int) -> bool:

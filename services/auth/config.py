@@ -1,10 +1,11 @@
-"""Flags and environment -> the auth service's frozen Settings.
+"""Flags and environment -> the auth service's frozen Settings (see chorus.common.settings).
 
 Database: --database-url, else $CHORUS_AUTH_DATABASE_URL, else $DATABASE_URL,
 else the SQLite file auth.db in the data directory. The token signing key
 comes from $CHORUS_TOKEN_KEY or the file named by --token-key-file /
 $CHORUS_TOKEN_KEY_FILE (exactly one of them); there is no default key
-(`chorus up` generates one).
+(`chorus up` generates one). The key itself has no flag: a command line is
+visible to every local user in ``ps``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from chorus.auth.tokens import MIN_KEY_BYTES
+from chorus.common.config import (HostPort, OptionalPath, PositiveFloat, PositiveInt, ReadyFile, database_rows,
+                                  ready_file_setting, resolve_database_url)
 from chorus.common.ratelimit import Rate
+from chorus.common.settings import Row, Setting, add_flags, read, table
 from chorus.wire.endpoints import DEFAULT_AUTH_ADDRESS
-from chorus.common.config import (add_flag, database_env, default_data_dir, parse_host_port, positive,
-                                   resolve_database_url)
 
 __all__ = ["Settings", "add_arguments", "settings_from_args", "DEFAULT_LISTEN", "DEFAULT_TOKEN_TTL_SECS"]
 
@@ -34,64 +37,62 @@ DEFAULT_LOGIN_FAILURE_WINDOW_SECS = 300.0
 class Settings:
     database_url: str
     token_key: bytes = field(repr=False)
-    listen: str = DEFAULT_LISTEN
-    token_ttl_secs: int = DEFAULT_TOKEN_TTL_SECS
-    max_workers: int = DEFAULT_MAX_WORKERS
-    grace_secs: float = DEFAULT_GRACE_SECS
-    login_failures_per_account: int = DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
-    login_failure_window_secs: float = DEFAULT_LOGIN_FAILURE_WINDOW_SECS
+    listen: Annotated[HostPort, Setting(
+        "--listen", "CHORUS_AUTH_LISTEN", "HOST:PORT for gRPC (port 0 picks a free one)")] = DEFAULT_LISTEN
+    token_ttl_secs: Annotated[PositiveInt, Setting(
+        "--token-ttl-secs", "CHORUS_TOKEN_TTL_SECS", "how long a login lasts")] = DEFAULT_TOKEN_TTL_SECS
+    max_workers: Annotated[PositiveInt, Setting(
+        "--max-workers", "CHORUS_AUTH_MAX_WORKERS", "gRPC calls served at once")] = DEFAULT_MAX_WORKERS
+    grace_secs: Annotated[PositiveFloat, Setting(
+        "--grace-secs", "CHORUS_AUTH_GRACE_SECS", "on SIGTERM, time left to calls in flight")] = DEFAULT_GRACE_SECS
+    login_failures_per_account: Annotated[PositiveInt, Setting(
+        "--login-failures-per-account", "CHORUS_LOGIN_FAILURES_PER_ACCOUNT",
+        "failed logins to one account per window before Login refuses even the right password",
+    )] = DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
+    login_failure_window_secs: Annotated[PositiveFloat, Setting(
+        "--login-failure-window-secs", "CHORUS_LOGIN_FAILURE_WINDOW_SECS", "the window of the failed-login limit",
+    )] = DEFAULT_LOGIN_FAILURE_WINDOW_SECS
+    ready_file: Annotated[ReadyFile, ready_file_setting("auth")] = None
 
     @property
     def login_failures(self) -> Rate:
         return Rate.per_window(self.login_failures_per_account, self.login_failure_window_secs)
 
 
+_TOKEN_KEY = Row("token_key_text", str | None, None, Setting(
+    None, "CHORUS_TOKEN_KEY", f"the token signing key itself (at least {MIN_KEY_BYTES} bytes)", secret=True))
+_TOKEN_KEY_FILE = Row("token_key_file", OptionalPath, None, Setting(
+    "--token-key-file", "CHORUS_TOKEN_KEY_FILE", "file holding the token signing key (or set CHORUS_TOKEN_KEY)"))
+_INPUTS = (*database_rows("auth"), _TOKEN_KEY_FILE, _TOKEN_KEY)
+_TABLE = table(*_INPUTS, Settings)
+
+
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    add_flag(parser, "--listen", env=env, var="CHORUS_AUTH_LISTEN", default=DEFAULT_LISTEN,
-             help="HOST:PORT for gRPC (port 0 picks a free one)")
-    add_flag(parser, "--database-url", env=database_env(env, "CHORUS_AUTH_DATABASE_URL"),
-             var="CHORUS_AUTH_DATABASE_URL", default=None,
-             help="sqlite:///PATH or postgresql://...; falls back to $DATABASE_URL, then auth.db in --data-dir")
-    add_flag(parser, "--data-dir", env=env, var="CHORUS_DATA_DIR", default=str(default_data_dir(env)),
-             help="directory for the SQLite file when no database URL is given")
-    add_flag(parser, "--token-key-file", env=env, var="CHORUS_TOKEN_KEY_FILE", default=None,
-             help="file holding the token signing key (or set CHORUS_TOKEN_KEY itself)")
-    add_flag(parser, "--token-ttl-secs", env=env, var="CHORUS_TOKEN_TTL_SECS", default=DEFAULT_TOKEN_TTL_SECS,
-             help="how long a login lasts")
-    add_flag(parser, "--login-failures-per-account", env=env, var="CHORUS_LOGIN_FAILURES_PER_ACCOUNT",
-             default=DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
-             help="failed logins to one account per window before Login refuses even the right password")
-    add_flag(parser, "--login-failure-window-secs", env=env, var="CHORUS_LOGIN_FAILURE_WINDOW_SECS",
-             default=DEFAULT_LOGIN_FAILURE_WINDOW_SECS, help="the window of the failed-login limit")
+    add_flags(parser, _TABLE)
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    parse_host_port(args.listen, name="--listen ($CHORUS_AUTH_LISTEN)")
+    values = read(_TABLE, args, env)
+    given = {row.name: values.pop(row.name) for row in _INPUTS}
     return Settings(
-        listen=args.listen,
-        database_url=resolve_database_url(args.database_url, args.data_dir, env, "auth"),
-        token_key=_token_key(args.token_key_file, env),
-        token_ttl_secs=positive(args.token_ttl_secs, name="--token-ttl-secs ($CHORUS_TOKEN_TTL_SECS)"),
-        login_failures_per_account=positive(
-            args.login_failures_per_account,
-            name="--login-failures-per-account ($CHORUS_LOGIN_FAILURES_PER_ACCOUNT)"),
-        login_failure_window_secs=positive(
-            args.login_failure_window_secs,
-            name="--login-failure-window-secs ($CHORUS_LOGIN_FAILURE_WINDOW_SECS)", kind=float),
+        **values,
+        database_url=resolve_database_url(given["database_url"], given["data_dir"],
+                                          given["database_password_file"], env, "auth"),
+        token_key=_token_key(given["token_key_text"], given["token_key_file"]),
     )
 
 
-def _token_key(key_file: str | None, env: Mapping[str, str]) -> bytes:
-    if env.get("CHORUS_TOKEN_KEY") and key_file:
+def _token_key(text: str | None, key_file: Path | None) -> bytes:
+    if text and key_file:
         # Refused rather than ranked: silently signing with the other key would log everyone out.
         raise ValueError("two token signing keys: CHORUS_TOKEN_KEY and a key file "
                          "(CHORUS_TOKEN_KEY_FILE / --token-key-file); set only one")
-    if env.get("CHORUS_TOKEN_KEY"):
-        key = env["CHORUS_TOKEN_KEY"].encode()
+    if text:
+        key = text.encode()
         source = "CHORUS_TOKEN_KEY"
     elif key_file:
         try:
-            key = Path(key_file).expanduser().read_bytes().strip()
+            key = key_file.expanduser().read_bytes().strip()
         except OSError as exc:
             raise ValueError(f"cannot read the token key file {key_file}: {exc.strerror}") from None
         source = f"the token key file {key_file}"

@@ -1,5 +1,8 @@
 """The auth process: open the database, bind, serve until SIGINT/SIGTERM.
 
+Once serving it writes its readiness line (chorus.common.readiness) on stdout:
+``CHORUS-READY {"service": "auth", "pid": ..., "grpc": "HOST:PORT"}``.
+
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
 opened, 2 for a bad database URL or an address that cannot be bound.
 """
@@ -17,7 +20,8 @@ from chorus.auth.server import create_server
 from chorus.auth.servicer import AuthServicer
 from chorus.auth.storage import AuthStore, migrate
 from chorus.auth.tokens import TokenSigner
-from chorus.common.config import parse_host_port
+from chorus.common import readiness
+from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
 
@@ -40,15 +44,19 @@ def run(settings: Settings) -> int:
             server, port = create_server(settings.listen, servicer, max_workers=settings.max_workers)
         except OSError as exc:
             return _fail(str(exc), code=2)
-        host, _ = parse_host_port(settings.listen, name="listen")
-        serve_until_signalled(server, grace_secs=settings.grace_secs, announce=lambda: print(
-            f"auth listening on {host}:{port}", file=sys.stderr, flush=True))
+        address = join_host_port(parse_host_port(settings.listen)[0], port)
+        serve_until_signalled(server, grace_secs=settings.grace_secs, announce=lambda: _announce(settings, address))
         return 0
     except OperationalError as exc:
         safe_url = make_url(settings.database_url).render_as_string(hide_password=True)
         return _fail(f"cannot open database {safe_url}: {exc.orig or exc}", code=1)
     finally:
         engine.dispose()
+
+
+def _announce(settings: Settings, address: str) -> None:
+    print(f"auth listening on {address}", file=sys.stderr, flush=True)
+    readiness.announce("auth", settings.ready_file, grpc=address)
 
 
 def _fail(message: str, *, code: int) -> int:

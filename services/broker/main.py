@@ -4,6 +4,10 @@ On a signal: the gRPC Messages service stops first (in-flight calls still get
 their answers from the loop, for up to ``grace_secs``), then the loop stores
 what it has accepted (a final flush) and the process exits 0.
 
+Once serving it writes its readiness line (chorus.common.readiness) on stdout:
+``CHORUS-READY {"service": "broker", "pid": ..., "router": ENDPOINT, "pub": ENDPOINT,
+"grpc": "HOST:PORT"}`` with the real endpoints (port 0 replaced).
+
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
 opened, 2 for a bad database URL or an address that cannot be bound.
 """
@@ -20,7 +24,8 @@ import zmq
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from chorus.common.config import parse_host_port
+from chorus.common import readiness
+from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
 from chorus.common.ids import new_id
 
@@ -85,10 +90,10 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         except OSError as exc:
             return _fail(f"--grpc-listen: {exc}", code=2)
         grpc_server.start()
-        host, _ = parse_host_port(settings.grpc_listen, name="grpc-listen")
-        grpc_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        grpc_address = join_host_port(parse_host_port(settings.grpc_listen)[0], port)
         should_stop = _stop_after_grpc(grpc_server, settings.grace_secs)  # handlers before announcing
         print(f"broker listening: router {router} pub {pub} grpc {grpc_address}", file=sys.stderr, flush=True)
+        readiness.announce("broker", settings.ready_file, router=router, pub=pub, grpc=grpc_address)
         server.run(should_stop)
         return 0
     finally:

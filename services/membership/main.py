@@ -1,5 +1,8 @@
 """The membership process: open the database, connect to the broker, bind, serve until SIGINT/SIGTERM.
 
+Once serving it writes its readiness line (chorus.common.readiness) on stdout:
+``CHORUS-READY {"service": "membership", "pid": ..., "grpc": "HOST:PORT"}``.
+
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
 opened, 2 for a bad database URL, a broker endpoint ZeroMQ refuses, or an
 address that cannot be bound. A broker that is merely down is not an error:
@@ -17,7 +20,8 @@ import zmq
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from chorus.common.config import parse_host_port
+from chorus.common import readiness
+from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
 from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
@@ -54,10 +58,9 @@ def run(settings: Settings) -> int:
             server, port = create_server(settings.listen, store, settings, notifier=notifier)
         except OSError as exc:
             return _fail(str(exc), code=2)
-        host, _ = parse_host_port(settings.listen, name="listen")
+        address = join_host_port(parse_host_port(settings.listen)[0], port)
         # The socket is bound and listening from here on; connections queue until start.
-        serve_until_signalled(server, grace_secs=settings.grace_secs, announce=lambda: print(
-            f"membership listening on {_join_host_port(host, port)}", file=sys.stderr, flush=True))
+        serve_until_signalled(server, grace_secs=settings.grace_secs, announce=lambda: _announce(settings, address))
         return 0
     except OperationalError as exc:
         return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)
@@ -71,8 +74,9 @@ def _fail(message: str, *, code: int) -> int:
     return code
 
 
-def _join_host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _announce(settings: Settings, address: str) -> None:
+    print(f"membership listening on {address}", file=sys.stderr, flush=True)
+    readiness.announce("membership", settings.ready_file, grpc=address)
 
 
 def _safe(url: str) -> str:

@@ -1,4 +1,8 @@
-"""`chorus webgate`: serve HTTP and WebSockets until SIGINT/SIGTERM."""
+"""`chorus webgate`: serve HTTP and WebSockets until SIGINT/SIGTERM.
+
+Once serving it writes its readiness line (chorus.common.readiness) on stdout:
+``CHORUS-READY {"service": "webgate", "pid": ..., "http": "http://HOST:PORT"}``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import signal
 import sys
 
 from aiohttp import web
+
+from chorus.common import readiness
+from chorus.common.config import join_host_port
 
 from .app import create_app
 from .config import Settings
@@ -40,8 +47,9 @@ async def serve(settings: Settings) -> int:
         print(f"webgate: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         await runner.cleanup()
         return 2
-    host, port = runner.addresses[0][:2]
-    print(f"webgate listening on http://{host}:{port}", file=sys.stderr, flush=True)
+    url = "http://" + join_host_port(*runner.addresses[0][:2])
+    print(f"webgate listening on {url}", file=sys.stderr, flush=True)
+    readiness.announce("webgate", settings.ready_file, http=url)
     await stop.wait()
     await runner.cleanup()
     return 0

@@ -182,3 +182,27 @@ def test_a_key_and_a_key_file_together_are_refused(home, tmp_path):
         with pytest.raises(ValueError) as caught:
             settings_for(argv, {**home, **env})
         assert str(caught.value) == expected
+
+
+def test_every_setting_has_a_flag_and_a_variable_and_floats_keep_their_fraction(keyed, tmp_path):
+    by_flags = settings_for(["--max-workers", "4", "--grace-secs", "0.5", "--login-failure-window-secs", "2.5",
+                             "--ready-file", str(tmp_path / "auth.ready")], keyed)
+    by_env = settings_for([], {**keyed, "CHORUS_AUTH_MAX_WORKERS": "4", "CHORUS_AUTH_GRACE_SECS": "0.5",
+                               "CHORUS_LOGIN_FAILURE_WINDOW_SECS": "2.5",
+                               "CHORUS_AUTH_READY_FILE": str(tmp_path / "auth.ready")})
+    for settings in (by_flags, by_env):
+        assert (settings.max_workers, settings.grace_secs, settings.login_failure_window_secs) == (4, 0.5, 2.5)
+        assert settings.ready_file == tmp_path / "auth.ready"
+
+
+def test_a_fractional_count_is_refused_not_rounded(keyed):
+    with pytest.raises(ValueError) as caught:
+        settings_for(["--token-ttl-secs", "2.9"], keyed)
+    assert str(caught.value) == "--token-ttl-secs ($CHORUS_TOKEN_TTL_SECS) must be a whole number, got '2.9'"
+
+
+def test_the_database_password_file_has_a_flag_too(keyed, tmp_path):
+    (tmp_path / "pw").write_text("s3cret\n")
+    settings = settings_for(["--database-url", "postgresql://chorus@db/chorus",
+                             "--database-password-file", str(tmp_path / "pw")], keyed)
+    assert settings.database_url == "postgresql://chorus:s3cret@db/chorus"

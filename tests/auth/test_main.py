@@ -1,4 +1,4 @@
-"""The `chorus auth` process: it announces its address, serves, stops on SIGTERM, and fails clearly."""
+"""The `chorus auth` process: it reports ready with its address, serves, stops on SIGTERM, and fails clearly."""
 
 from __future__ import annotations
 
@@ -9,25 +9,19 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import grpc
 import pytest
 
 from chorus.auth.config import Settings
 from chorus.auth.main import run
+from chorus.common import readiness
 from chorus.wire.pb import auth_pb2 as pb
 from chorus.wire.pb import auth_pb2_grpc as pb_grpc
 
 STARTUP_TIMEOUT_SECS = 20
 CALL_TIMEOUT_SECS = 10
 KEY = "process-test-signing-key-" + "x" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -37,44 +31,33 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class AuthProcess:
-    """`python -m chorus auth ...` with its stderr read line by line in the background."""
+    """`python -m chorus auth ...`: its readiness line read from stdout, its stderr kept."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "chorus", "auth", *args], env=env,
-                                        stderr=subprocess.PIPE, text=True)
-        self._lines: queue.Queue = queue.Queue()
-        self._seen: list[str] = []
-        self._ended = False
-        threading.Thread(target=self._read, daemon=True).start()
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._ready: queue.Queue = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True)
+        self._stderr_reader.start()
 
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self._lines.put(line)
-        self._lines.put(None)  # end of output
-
-    def _next_line(self, deadline: float) -> str | None:
-        """The next stderr line; None at the end of output or at ``deadline``."""
-        if self._ended:
-            return None
-        try:
-            line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
-        if line is None:
-            self._ended = True
-        else:
-            self._seen.append(line)
-        return line
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            if (ready := readiness.parse_line(line)) is not None:
+                self._ready.put(ready)
+        self._ready.put(None)  # end of output
 
     def announcement(self) -> str | None:
-        """The address after "auth listening on", or None if the process ended without one."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
-        while (line := self._next_line(deadline)) is not None:
-            if line.startswith("auth listening on "):
-                return line.removeprefix("auth listening on ").strip()
-        if not self._ended:
-            pytest.fail(f"auth neither announced its address nor exited:\n{self.stderr()}")
-        return None
+        """The gRPC address of its readiness line, or None if the process ended without one."""
+        try:
+            ready = self._ready.get(timeout=STARTUP_TIMEOUT_SECS)
+        except queue.Empty:
+            pytest.fail(f"auth neither reported ready nor exited:\n{self.stderr()}")
+        if ready is None:
+            return None
+        assert ready["service"] == "auth" and ready["pid"] == self.process.pid, ready
+        return ready["grpc"]
 
     def exit_code(self) -> int:
         try:
@@ -84,10 +67,9 @@ class AuthProcess:
 
     def stderr(self) -> str:
         """Everything written so far; all of it once the process has exited."""
-        deadline = time.monotonic() + (STARTUP_TIMEOUT_SECS if self.process.poll() is not None else 0)
-        while self._next_line(deadline) is not None:
-            pass
-        return "".join(self._seen)
+        if self.process.poll() is not None:
+            self._stderr_reader.join(STARTUP_TIMEOUT_SECS)
+        return "".join(self._stderr)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -110,12 +92,12 @@ def start():
 
 
 def test_the_process_serves_until_sigterm_and_keeps_logins_across_restarts(start, tmp_path):
-    port = free_port()
-    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path)]
     env = clean_env(CHORUS_TOKEN_KEY=KEY)
-
-    first = start(args, env)
-    assert first.announcement() == f"127.0.0.1:{port}", first.stderr()
+    first = start(["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)], env)
+    address = first.announcement()
+    assert address and address.startswith("127.0.0.1:") and not address.endswith(":0"), first.stderr()
+    port = int(address.rpartition(":")[2])
+    args = ["--listen", address, "--data-dir", str(tmp_path)]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.AuthStub(channel)
         ann = stub.Register(pb.RegisterRequest(username="ann", password="correct horse battery"),
@@ -149,10 +131,9 @@ def test_a_port_in_use_is_exit_code_2_with_a_clear_message(start, tmp_path):
 
 
 def test_a_second_auth_on_the_same_port_is_refused_not_shared(start, tmp_path):
-    port = free_port()
     env = clean_env(CHORUS_TOKEN_KEY=KEY)
-    first = start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "one")], env)
-    assert first.announcement() == f"127.0.0.1:{port}", first.stderr()
+    first = start(["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "one")], env)
+    port = int(first.announcement().rpartition(":")[2])
     second = start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "two")], env)
     assert second.announcement() is None, "the second server also listens on the port"
     assert second.exit_code() == 2
@@ -160,7 +141,7 @@ def test_a_second_auth_on_the_same_port_is_refused_not_shared(start, tmp_path):
 
 
 def test_a_missing_key_exits_nonzero_naming_chorus_token_key(start, tmp_path):
-    process = start(["--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path)], clean_env())
+    process = start(["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)], clean_env())
     assert process.exit_code() == 2
     err = process.stderr()
     assert "auth: no token signing key: set CHORUS_TOKEN_KEY" in err

@@ -69,3 +69,18 @@ def test_bad_values_name_the_flag_and_the_variable(tmp_path, argv, env, named):
     with pytest.raises(ValueError) as caught:
         settings_for(["--data-dir", str(tmp_path), *argv], {"HOME": str(tmp_path), **env})
     assert named in str(caught.value)
+
+
+def test_loop_timing_and_grpc_settings_have_flags_and_variables(tmp_path):
+    env = {"HOME": str(tmp_path), "CHORUS_BROKER_TICK_SECS": "0.25", "CHORUS_BACKEND_TIMEOUT_SECS": "1.5"}
+    settings = settings_for(["--data-dir", str(tmp_path), "--max-workers", "2", "--grace-secs", "0.5",
+                             "--gateway-timeout-secs", "2.5"], env)
+    assert (settings.tick_secs, settings.backend_timeout_secs, settings.max_workers, settings.grace_secs,
+            settings.gateway_timeout_secs) == (0.25, 1.5, 2, 0.5, 2.5)
+
+
+def test_port_0_endpoints_are_accepted_for_binding(tmp_path):
+    settings = settings_for(["--data-dir", str(tmp_path), "--router", "tcp://127.0.0.1:0",
+                             "--pub", "tcp://127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"], {"HOME": str(tmp_path)})
+    assert (settings.router_endpoint, settings.pub_endpoint, settings.grpc_listen) == (
+        "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "127.0.0.1:0")

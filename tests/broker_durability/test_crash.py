@@ -101,18 +101,18 @@ def poster(context, router, n, acked, stop, failures):
 
 @pytest.fixture
 def broker_service(tmp_path):
-    router, pub = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    args = ["--router", router, "--pub", pub, "--grpc-listen", "127.0.0.1:0",
+    # Port 0 everywhere: Service pins the ports of the first start, so the restart binds the same.
+    args = ["--router", "tcp://127.0.0.1:0", "--pub", "tcp://127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
             "--membership", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data")]
     service = Service("broker", args, service_env(secrets.token_urlsafe(32)), tmp_path)
-    yield service, router
+    yield service
     if service.process is not None and service.process.poll() is None:
         service.stop()
 
 
 def test_every_acked_message_survives_kill_9_and_seqs_continue(broker_service):
-    service, router = broker_service
-    service.start()
+    service = broker_service
+    router = service.start().address("router")
     context = zmq.Context()
     accounts = [f"user{n}" for n in range(POSTERS)] + ["reader"]
     try:

@@ -138,3 +138,22 @@ def test_bad_broker_settings_name_the_flag_and_variable(home, argv, env, message
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings(database_url="sqlite:///x.db").listen = "elsewhere"  # type: ignore[misc]
+
+
+def test_workers_grace_and_flush_have_flags_and_variables(home):
+    by_flags = settings_for(["--max-workers", "3", "--grace-secs", "1.5", "--broker-flush-secs", "0.25"], home)
+    by_env = settings_for([], {**home, "CHORUS_MEMBERSHIP_MAX_WORKERS": "3", "CHORUS_MEMBERSHIP_GRACE_SECS": "1.5",
+                               "CHORUS_MEMBERSHIP_BROKER_FLUSH_SECS": "0.25"})
+    for settings in (by_flags, by_env):
+        assert (settings.max_workers, settings.grace_secs, settings.broker_flush_secs) == (3, 1.5, 0.25)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-members-per-group", "2.5"],
+     "--max-members-per-group ($CHORUS_MAX_MEMBERS_PER_GROUP) must be a whole number, got '2.5'"),
+    (["--broker-flush-secs", "0"], "--broker-flush-secs ($CHORUS_MEMBERSHIP_BROKER_FLUSH_SECS) must be > 0, got '0'"),
+])
+def test_fractions_and_zeros_are_refused_naming_flag_and_variable(home, argv, message):
+    with pytest.raises(ValueError) as caught:
+        settings_for(argv, {**home, "DATABASE_URL": "sqlite:///x.db"})
+    assert str(caught.value) == message

@@ -1,4 +1,4 @@
-"""The membership process: it announces its address, serves, stops on SIGTERM, and fails clearly."""
+"""The membership process: it reports ready with its address, serves, stops on SIGTERM, and fails clearly."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from chorus.common import readiness
 from chorus.common.db import sqlite_url
 from chorus.membership.config import Settings
 from chorus.membership.main import run
@@ -59,33 +59,32 @@ def test_a_broker_endpoint_zeromq_refuses_is_exit_code_2(tmp_path, capsys):
     assert "membership: --broker-router tcp://127.0.0.1:notaport: Invalid argument" in capsys.readouterr().err
 
 
-def stderr_lines(process: subprocess.Popen) -> queue.Queue:
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
-    return lines
-
-
-def wait_for_announcement(lines: queue.Queue) -> str:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line.startswith("membership listening on "):
-            return line.removeprefix("membership listening on ").strip()
-    pytest.fail("the service never announced its address")
+def readiness_of(process: subprocess.Popen) -> dict:
+    """The readiness object the process writes on stdout (chorus.common.readiness)."""
+    found: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [found.put(ready) for line in process.stdout
+                                     if (ready := readiness.parse_line(line)) is not None],
+                     daemon=True).start()
+    try:
+        return found.get(timeout=STARTUP_TIMEOUT_SECS)
+    except queue.Empty:
+        pytest.fail("the service never reported ready")
 
 
 def test_the_process_serves_until_sigterm(tmp_path):
+    ready_file = tmp_path / "membership.ready"
     process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
-        stderr=subprocess.PIPE,
+        [sys.executable, "-c", LAUNCH, "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+         "--ready-file", str(ready_file)],
+        stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        address = wait_for_announcement(stderr_lines(process))
+        ready = readiness_of(process)
+        address = ready["grpc"]
         assert address.startswith("127.0.0.1:") and not address.endswith(":0")
+        assert readiness.read_file(ready_file) == ready == {"service": "membership", "pid": process.pid,
+                                                           "grpc": address}
         with grpc.insecure_channel(address) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="chorus.membership.v1.Membership"), timeout=5

@@ -39,3 +39,28 @@ def test_the_limits_come_from_the_environment_or_flags():
 def test_a_bad_value_names_the_flag_and_the_variable(var, value):
     with pytest.raises(ValueError, match=var):
         settings(env={var: value})
+
+
+def test_listen_gives_host_and_port_and_port_0_is_allowed():
+    got = settings(["--listen", "0.0.0.0:0"])
+    assert (got.host, got.port) == ("0.0.0.0", 0)
+    assert (settings(env={"CHORUS_WEBGATE_LISTEN": "[::1]:9000"}).host,
+            settings(env={"CHORUS_WEBGATE_LISTEN": "[::1]:9000"}).port) == ("::1", 9000)
+
+
+def test_timings_are_floats_with_flags_and_variables():
+    got = settings(["--heartbeat-secs", "0.5"], {"CHORUS_WEBGATE_SHUTDOWN_GRACE_SECS": "2.5",
+                                                 "CHORUS_WS_AUTH_DEADLINE_SECS": "0.75"})
+    assert (got.heartbeat_secs, got.shutdown_grace_secs, got.auth_deadline_secs) == (0.5, 2.5, 0.75)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-frame-bytes", "1.5", "--max-frame-bytes ($CHORUS_WS_MAX_FRAME_BYTES) must be a whole number, got '1.5'"),
+    ("--broker-router", "127.0.0.1:5555", "--broker-router ($CHORUS_BROKER_ROUTER_ADDRESS) must be a ZeroMQ endpoint"),
+    ("--broker-pub", "tcp://127.0.0.1:0", "--broker-pub ($CHORUS_BROKER_PUB_ADDRESS) must be a ZeroMQ endpoint to "
+                                          "connect to"),
+])
+def test_bad_flags_are_refused_naming_flag_and_variable(flag, value, message):
+    with pytest.raises(ValueError) as caught:
+        settings([flag, value])
+    assert str(caught.value).startswith(message)

@@ -260,7 +260,10 @@ async def _retrying(make, attempts: int = 4):
     retrying = AsyncRetrying(retry=retry_if_exception(lambda exc: isinstance(exc, ApiFailure) and exc.status == 503),
                              stop=stop_after_attempt(attempts), wait=wait_incrementing(start=1.0, increment=1.0),
                              reraise=True)
-    return await retrying(make)
+
+    async def attempt():  # tenacity awaits only a coroutine function's result
+        return await make()
+    return await retrying(attempt)
 
 
 async def _post_loop(page: PageLike, rate: float, stop: asyncio.Event) -> None:

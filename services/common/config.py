@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from chorus.common.settings import Row, Setting
 
 __all__ = [
-    "PositiveInt", "PositiveFloat", "Port", "HostPort", "BindEndpoint", "ConnectEndpoint",
+    "PositiveInt", "PositiveFloat", "OptionalPositiveInt", "Port", "HostPort", "BindEndpoint", "ConnectEndpoint",
     "OptionalConnectEndpoint", "Networks", "OptionalPath", "ReadyFile", "ready_file_setting", "ENDPOINT_SCHEMES", "ENDPOINT_OFF",
     "parse_host_port", "join_host_port", "default_data_dir", "database_rows", "resolve_database_url",
 ]
@@ -92,6 +92,10 @@ def _networks(value: object) -> object:
         raise ValueError(str(exc)) from None
 
 
+def _optional_number(value: object) -> object:
+    return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
+
 def _optional_path(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -104,6 +108,7 @@ def _ready_file(value: Path | None) -> Path | None:
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+OptionalPositiveInt = Annotated[PositiveInt | None, BeforeValidator(_optional_number)]  # "none" or empty: None
 Port = Annotated[int, AfterValidator(_port)]
 HostPort = Annotated[str, AfterValidator(_host_port)]
 BindEndpoint = Annotated[str, AfterValidator(_bind_endpoint)]

@@ -17,9 +17,10 @@ from chorus.common.brokerlink import AsyncBrokerLink
 from .backends import AuthClient, MembershipClient
 from .broker import Publications, ZmqBroker
 from .config import Settings
-from .deps import DEPS, Deps
+from .deps import DEPS, LIMITS, Deps, SocketLimits
 from .http_api import error_middleware, routes
 from .hub import Hub
+from .listener import track_requests
 from .security import add_security_headers
 from .ws import websocket
 
@@ -40,7 +41,8 @@ OPENAPI_PATH = STATIC_DIR / "openapi.json"
 
 def create_app(settings: Settings) -> web.Application:
     """The application; backends connect on startup and close on cleanup."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[track_requests, error_middleware], client_max_size=settings.max_body_bytes)
+    app[LIMITS] = SocketLimits.from_settings(settings)
     add_security_headers(app)
     app.add_routes(routes)
     app.router.add_get("/ws", websocket)

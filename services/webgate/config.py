@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import (ConnectEndpoint, HostPort, Networks, PositiveFloat, PositiveInt, ReadyFile,
-                                  parse_host_port, ready_file_setting)
+from chorus.common.config import (ConnectEndpoint, HostPort, Networks, OptionalPositiveInt, PositiveFloat,
+                                  PositiveInt, ReadyFile, parse_host_port, ready_file_setting)
 from chorus.common.settings import Row, Setting, add_flags, read, table
 from chorus.wire.endpoints import (DEFAULT_AUTH_ADDRESS, DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER,
                                    DEFAULT_MEMBERSHIP_ADDRESS, DEFAULT_WEBGATE_LISTEN)
@@ -71,6 +71,37 @@ class Settings:
         "--trusted-proxies", "CHORUS_TRUSTED_PROXIES",
         "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed",
     )] = ()
+    # Connection limits (admission.py; docs/reliability.md, "One address cannot deny service").
+    header_timeout_secs: Annotated[PositiveFloat, Setting(  # slower: the connection is cut
+        "--header-timeout-secs", "CHORUS_HTTP_HEADER_TIMEOUT_SECS",
+        "time a connection has to send a complete request line and headers")] = 10.0
+    keepalive_timeout_secs: Annotated[PositiveFloat, Setting(
+        "--keepalive-timeout-secs", "CHORUS_HTTP_KEEPALIVE_TIMEOUT_SECS",
+        "an idle keep-alive HTTP connection is closed after this")] = 75.0
+    max_connections: Annotated[OptionalPositiveInt, Setting(  # more: 503 at once
+        "--max-connections", "CHORUS_MAX_CONNECTIONS",
+        "open connections (HTTP and WebSocket) served at once; none: the open-files limit minus --reserved-fds",
+    )] = None
+    reserved_fds: Annotated[PositiveInt, Setting(
+        "--reserved-fds", "CHORUS_RESERVED_FDS",
+        "open files kept from connections for gRPC, ZeroMQ and files (half of them may answer refusals)",
+    )] = 256
+    max_connections_per_address: Annotated[PositiveInt, Setting(  # more: 429 at once
+        "--max-connections-per-address", "CHORUS_MAX_CONNECTIONS_PER_ADDRESS",
+        "open connections from one peer address (trusted proxies are not counted)")] = 128
+    max_websockets_per_address: Annotated[PositiveInt, Setting(  # more: 429 before the upgrade
+        "--max-websockets-per-address", "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS",
+        "open WebSockets from one client address (behind trusted proxies, the forwarded one)")] = 64
+    max_sessions_per_account: Annotated[PositiveInt, Setting(  # more: closed with 4008
+        "--max-sessions-per-account", "CHORUS_MAX_SESSIONS_PER_ACCOUNT",
+        "open WebSocket sessions of one account on this gateway")] = 20
+    account_posts_per_sec: Annotated[PositiveFloat, Setting(  # more: rate_limited
+        "--account-posts-per-sec", "CHORUS_ACCOUNT_POSTS_PER_SEC",
+        "posts one account may make per second, sustained, all its WebSockets on this gateway together",
+    )] = 20.0
+    account_posts_burst: Annotated[PositiveInt, Setting(
+        "--account-posts-burst", "CHORUS_ACCOUNT_POSTS_BURST",
+        "posts one account may make at once, all its WebSockets together")] = 50
     shutdown_grace_secs: Annotated[PositiveFloat, Setting(
         "--shutdown-grace-secs", "CHORUS_WEBGATE_SHUTDOWN_GRACE_SECS",
         "on SIGTERM, time left to requests in flight")] = 5.0

@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from chorus.common.ratelimit import KeyedLimiter
+from chorus.common.ratelimit import KeyedLimiter, Rate
 
+from .admission import Tally
 from .backends import AuthClient, MembershipClient
 from .broker import Broker
 from .config import Settings
 from .hub import Hub
 
-__all__ = ["Deps", "DEPS"]
+__all__ = ["Deps", "DEPS", "SocketLimits", "LIMITS"]
 
 
 @dataclass
@@ -28,3 +29,22 @@ class Deps:
 
 
 DEPS = web.AppKey("deps", Deps)
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """The caps and the rate every WebSocket of this gateway shares (made from settings in app.py)."""
+
+    websockets_per_address: Tally  # open WebSockets per client address
+    sessions_per_account: Tally    # open sessions per account
+    account_posts: KeyedLimiter    # posts per account, all its sockets together
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SocketLimits":
+        return cls(websockets_per_address=Tally(settings.max_websockets_per_address),
+                   sessions_per_account=Tally(settings.max_sessions_per_account),
+                   account_posts=KeyedLimiter(Rate(per_sec=settings.account_posts_per_sec,
+                                                   burst=settings.account_posts_burst)))
+
+
+LIMITS = web.AppKey("limits", SocketLimits)

@@ -24,7 +24,7 @@ from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, Ra
 from .deps import DEPS
 from .frames import group_states, message_json
 
-__all__ = ["routes", "error_middleware", "json_response", "DEPS", "client_address"]
+__all__ = ["routes", "error_middleware", "json_response", "DEPS", "client_address", "is_trusted_proxy"]
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,12 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies)
     trusted proxy. Left of that, anything may be forged by the client, so it is never read."""
     address = peer or "unknown"
     hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
-    while hops and _is_trusted(address, trusted_proxies):
+    while hops and is_trusted_proxy(address, trusted_proxies):
         address = hops.pop()
     return address
 
 
-def _is_trusted(address: str, trusted_proxies) -> bool:
+def is_trusted_proxy(address: str, trusted_proxies) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

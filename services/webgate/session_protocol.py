@@ -20,6 +20,9 @@ Invariants:
   (a token bucket); a frame over that is not done: it gets ``rate_limited``
   with its ``ref`` and ``retry_after_ms``, so a client that slows down carries
   on where it was.
+- Posts are also limited per account (``account_posts``, one bucket per account
+  shared by all that account's sessions on the gateway), answered the same way:
+  opening more sockets does not let an account post faster.
 - A frame naming a group the person is not in is refused here, before any
   broker work; the broker checks membership again on its own.
 """
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType
 
-from chorus.common.ratelimit import Rate, TokenBucket
+from chorus.common.ratelimit import KeyedLimiter, Rate, TokenBucket
 from chorus.wire.pb import broker_pb2
 
 from .errors import ApiError, BadJson, NotMember, RateLimited, UnknownOp
@@ -40,9 +43,11 @@ from .frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, en
                      parse_client_frame, text_frame)
 
 __all__ = ["SessionProtocol", "Authenticate", "Close", "Reply", "Post", "Resume", "MarkRead", "Stop",
-           "close_reason", "error_frame", "CLOSE_UNAUTHENTICATED", "MAX_CLOSE_REASON_BYTES"]
+           "close_reason", "error_frame", "too_many_sessions", "CLOSE_UNAUTHENTICATED", "CLOSE_TOO_MANY_SESSIONS",
+           "MAX_CLOSE_REASON_BYTES"]
 
 CLOSE_UNAUTHENTICATED = 4001
+CLOSE_TOO_MANY_SESSIONS = 4008  # the account has its limit of sessions open: the newest is refused
 MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes: 2 for the code
 PONG = text_frame(b'{"op":"pong"}')
 
@@ -84,10 +89,13 @@ class Stop:
 
 
 class SessionProtocol:
-    def __init__(self, *, max_text_chars: int, rate: Rate, now: float | None = None) -> None:
+    def __init__(self, *, max_text_chars: int, rate: Rate, account_posts: KeyedLimiter | None = None,
+                 now: float | None = None) -> None:
         self._max_text_chars = max_text_chars
         self._rate = rate
         self._bucket = TokenBucket(rate, time.monotonic() if now is None else now)
+        self._account_posts = account_posts  # shared by every session of the gateway
+        self._account: str | None = None
         self.groups: Mapping[str, str] = {}  # the live session's groups, shared with the hub
 
     # before ready ---------------------------------------------------------------
@@ -109,6 +117,7 @@ class SessionProtocol:
     def ready(self, user: dict, groups: Mapping[str, str], states: dict[str, tuple[int, int]]) -> bytes:
         """The ``ready`` frame; from here on ``groups`` (the hub's live copy) decides what is allowed."""
         self.groups = groups
+        self._account = user["id"]
         return text_frame(encode({"op": "ready", "user": user, "groups": group_states(dict(groups), states)}))
 
     # after ready -----------------------------------------------------------------
@@ -125,6 +134,7 @@ class SessionProtocol:
             frame = parse_client_frame(data, max_text_chars=self._max_text_chars)
             if isinstance(frame, SendFrame):
                 self._check_member(frame.group, frame.ref)
+                self._check_account_rate(frame.ref, now)
                 return Post(frame)
             if isinstance(frame, ResumeFrame):
                 return Resume(frame)
@@ -157,6 +167,16 @@ class SessionProtocol:
         if group not in self.groups:
             raise NotMember(f"you are not a member of group {group!r}", ref=ref)
 
+    def _check_account_rate(self, ref, now: float) -> None:
+        if self._account_posts is None:
+            return
+        wait = self._account_posts.take(self._account, now)
+        if wait:
+            rate = self._account_posts.rate
+            raise RateLimited(f"your account is posting too fast: at most {rate.burst} at once and "
+                              f"{rate.per_sec:g} a second, all its connections together; this one was not posted",
+                              retry_after_secs=wait, ref=ref)
+
     def _rate_limited(self, data, wait: float) -> RateLimited:
         """The error for a frame over the rate, carrying the frame's ref when it has one."""
         ref = None
@@ -174,6 +194,11 @@ def close_reason(text: str) -> bytes:
     """``text`` as a close frame's reason: at most MAX_CLOSE_REASON_BYTES of UTF-8, never cut
     inside a character (a client must fail a connection whose reason is not valid UTF-8)."""
     return text.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode()
+
+
+def too_many_sessions(cap: int) -> Close:
+    """How a session past its account's cap is closed (the page then retries only slowly)."""
+    return Close(CLOSE_TOO_MANY_SESSIONS, close_reason(f"too many sessions: at most {cap} open at once per account"))
 
 
 def error_frame(exc: ApiError) -> bytes:

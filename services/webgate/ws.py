@@ -1,6 +1,9 @@
 """The WebSocket endpoint: a thin driver of session_protocol.SessionProtocol.
 
-Per connection: the first frame must be ``auth`` within the deadline; then the
+Per connection: the client's address must hold fewer than its cap of WebSockets
+(else 429 before the upgrade); the first frame must be ``auth`` within the
+deadline; the account must hold fewer than its cap of sessions (else close 4008,
+the newest refused: the sessions already open are never cut for a new one); then the
 session is registered with the broker (hub.register), ``ready`` is sent, and
 every later frame goes to the protocol, whose answer is carried out here. All
 server frames, this session's own and fanned-out ones alike, go through
@@ -21,11 +24,13 @@ from aiohttp import WSCloseCode, web
 from chorus.common.ids import new_id
 from chorus.common.ratelimit import Rate
 
-from .deps import DEPS, Deps
-from .errors import ApiError, Unauthenticated
+from .admission import CAP_RETRY_AFTER_SECS
+from .deps import DEPS, LIMITS, Deps, SocketLimits
+from .errors import ApiError, RateLimited, Unauthenticated
+from .http_api import client_address
 from .resume import resume
 from .session_protocol import (CLOSE_UNAUTHENTICATED, Authenticate, MarkRead, Post, Reply, Resume,
-                               SessionProtocol, Stop, close_reason)
+                               SessionProtocol, Stop, close_reason, too_many_sessions)
 from .sessions import Session
 
 __all__ = ["websocket", "CLOSE_SLOW_CONSUMER"]
@@ -37,18 +42,37 @@ CLOSE_ABORT_SECS = 2.0  # a slow consumer gets this long to take the close frame
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    deps = request.app[DEPS]
+    deps, limits = request.app[DEPS], request.app[LIMITS]
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"), deps.settings.trusted_proxies)
+    per_address = limits.websockets_per_address
+    if not per_address.add(address):
+        raise RateLimited(f"too many WebSockets from your address: at most {per_address.cap} at once",
+                          retry_after_secs=CAP_RETRY_AFTER_SECS)
+    try:
+        return await _serve(request, deps, limits)
+    finally:
+        per_address.remove(address)
+
+
+async def _serve(request: web.Request, deps: Deps, limits: SocketLimits) -> web.WebSocketResponse:
     settings = deps.settings
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, compress=False)
     await ws.prepare(request)
     deps.sockets.add(ws)
     protocol = SessionProtocol(max_text_chars=settings.max_text_chars,
-                               rate=Rate(per_sec=settings.ws_messages_per_sec, burst=settings.ws_messages_burst))
+                               rate=Rate(per_sec=settings.ws_messages_per_sec, burst=settings.ws_messages_burst),
+                               account_posts=limits.account_posts)
     session = None
+    counted = None  # the account whose session count this one holds
     try:
         user = await _authenticate(ws, protocol, deps)
         if user is None:
             return ws
+        if not limits.sessions_per_account.add(user["id"]):
+            refusal = too_many_sessions(limits.sessions_per_account.cap)
+            await ws.close(code=refusal.code, message=refusal.reason)
+            return ws
+        counted = user["id"]
         groups = await deps.membership.user_groups(user["id"])
         session = Session(new_id("s"), user, groups, request.transport,
                           max_send_buffer_bytes=settings.max_send_buffer_bytes,
@@ -68,6 +92,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
     finally:
         deps.sockets.discard(ws)
+        if counted is not None:
+            limits.sessions_per_account.remove(counted)
         if session is not None:
             await deps.hub.unregister(session)
     return ws

@@ -6,10 +6,10 @@ import orjson
 import pytest
 from aiohttp import WSMsgType
 
-from chorus.common.ratelimit import Rate
+from chorus.common.ratelimit import KeyedLimiter, Rate
 from chorus.wire.pb import broker_pb2
-from chorus.webgate.session_protocol import (CLOSE_UNAUTHENTICATED, Authenticate, Close, MarkRead, Post, Reply,
-                                             Resume, SessionProtocol, Stop)
+from chorus.webgate.session_protocol import (CLOSE_TOO_MANY_SESSIONS, CLOSE_UNAUTHENTICATED, Authenticate, Close,
+                                             MarkRead, Post, Reply, Resume, SessionProtocol, Stop, too_many_sessions)
 from wsframes import read_frames
 
 TEXT = WSMsgType.TEXT
@@ -79,6 +79,34 @@ def test_a_burst_past_the_limit_is_not_done_and_says_when_to_come_back(protocol)
     limited = frame_of(protocol.receive(TEXT, text({"op": "send", "group": "g1", "text": "x", "ref": 5}), 10.0).frame)
     assert (limited["code"], limited["ref"], limited["retry_after_ms"]) == ("rate_limited", 5, 1000)
     assert isinstance(protocol.receive(TEXT, text({"op": "send", "group": "g1", "text": "x"}), 11.0), Post)
+
+
+def test_an_accounts_sockets_share_one_post_rate_and_other_frames_do_not_spend_it():
+    account_posts = KeyedLimiter(Rate(per_sec=2, burst=2))
+    user = {"id": "u1", "username": "ann", "display_name": "Ann"}
+    sockets = []
+    for _ in range(3):  # three sockets of one account, each with plenty of frames of its own
+        p = SessionProtocol(max_text_chars=100, rate=Rate(per_sec=100, burst=100), account_posts=account_posts, now=0.0)
+        p.ready(user, {"g1": "General"}, {"g1": (0, 0)})
+        sockets.append(p)
+    other = SessionProtocol(max_text_chars=100, rate=Rate(per_sec=100, burst=100), account_posts=account_posts, now=0.0)
+    other.ready({"id": "u2"}, {"g1": "General"}, {"g1": (0, 0)})
+
+    def send(p, ref, now):
+        return p.receive(TEXT, text({"op": "send", "group": "g1", "text": "x", "ref": ref}), now)
+
+    assert isinstance(send(sockets[0], 1, 0.0), Post) and isinstance(send(sockets[1], 2, 0.0), Post)
+    limited = frame_of(send(sockets[2], 3, 0.0).frame)
+    assert (limited["code"], limited["ref"], limited["retry_after_ms"]) == ("rate_limited", 3, 500)
+    assert "all its connections together" in limited["message"]
+    assert sockets[2].receive(TEXT, text({"op": "ping"}), 0.0) == Reply(b'\x81\x0d{"op":"pong"}'), "pings pass"
+    assert isinstance(send(other, 4, 0.0), Post), "another account has its own rate"
+    assert isinstance(send(sockets[2], 5, 0.5), Post), "back once the account's bucket refills"
+
+
+def test_a_session_past_its_accounts_cap_is_closed_with_4008_and_a_reason():
+    assert too_many_sessions(20) == Close(CLOSE_TOO_MANY_SESSIONS, b"too many sessions: at most 20 open at once per account")
+    assert CLOSE_TOO_MANY_SESSIONS == 4008
 
 
 def test_acks_echo_the_ref_and_the_idempotency_key(protocol):

@@ -78,9 +78,16 @@ def stack(tmp_path_factory) -> Stack:
         "CHORUS_WS_MAX_SEND_BUFFER_BYTES": str(MAX_SEND_BUFFER_BYTES),
         "CHORUS_RESUME_MAX_MESSAGES": str(RESUME_MAX_MESSAGES),
         # test_slow_consumer posts 2000 messages from one page as fast as acks come;
-        # the per-connection limit itself is tested on its own stack (test_limits).
+        # the per-connection and per-account limits are tested on stacks of their own
+        # (test_limits, test_connection_limits).
         "CHORUS_WS_MESSAGES_PER_SEC": "100000",
         "CHORUS_WS_MESSAGES_BURST": "100000",
+        "CHORUS_ACCOUNT_POSTS_PER_SEC": "100000",
+        "CHORUS_ACCOUNT_POSTS_BURST": "100000",
+        # Every test (and the browser) connects from 127.0.0.1: the per-address caps are for
+        # real clients, each on its own address (tested in test_connection_limits).
+        "CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+        "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "100000",
     }) as stack:
         yield stack
 

@@ -261,12 +261,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every simulated person connects from this one machine (127.0.0.1): the gateway's per-address
+# caps, meant for real clients each on its own address, would refuse most of them. The started
+# stack lifts those; the per-account limits stay.
+ONE_MACHINE = {"CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "1000000", "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000000"}
+
+
 def start_stack(data_dir: str, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     ports = {name: free_port() for name in ("http", "auth", "membership", "broker-router", "broker-pub",
                                             "broker-grpc")}
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", data_dir,
                *(a for name, port in ports.items() for a in (f"--{name}-port", str(port)))]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    env.update(ONE_MACHINE)
     env.update(extra_env or {})
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     deadline = time.monotonic() + START_TIMEOUT_SECS

@@ -45,9 +45,11 @@ STOP_GRACE_SECS = 15
 SETTLE_MAX_SECS = 30.0  # between runs: wait until the servers are idle (an overloaded one drains its backlog)
 SETTLE_IDLE_CPU = 0.10  # ... that is, under 10% of a CPU over half a second
 RAMP_PATIENCE = 2  # the ramp stops after this many failing steps in a row (one can be a scheduling hiccup)
-# The webgate's per-socket flood limit (20 frames/s) would cap a sender long before the server is
-# loaded; the started stack lifts it, so the ramp measures fan-out rather than the limiter.
-UNTHROTTLED = {"CHORUS_WS_MESSAGES_PER_SEC": "1000000", "CHORUS_WS_MESSAGES_BURST": "1000000"}
+# The webgate's per-socket and per-account flood limits (20 frames/s, 20 posts/s) would cap a
+# sender long before the server is loaded; the started stack lifts them, so the ramp measures
+# fan-out rather than the limiter (fanout.start_stack also lifts the per-address caps).
+UNTHROTTLED = {"CHORUS_WS_MESSAGES_PER_SEC": "1000000", "CHORUS_WS_MESSAGES_BURST": "1000000",
+               "CHORUS_ACCOUNT_POSTS_PER_SEC": "1000000", "CHORUS_ACCOUNT_POSTS_BURST": "1000000"}
 SYSTEMS = {"chorus": "Chorus", "socketio": "Socket.IO 4 (Node)", "pysocketio": "python-socketio 5"}
 
 

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, backoffDelay } from "../../services/webgate/static/socket.js";
+import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, CLOSE_TOO_MANY_SESSIONS, attemptAfterClose, backoffDelay }
+  from "../../services/webgate/static/socket.js";
 import { initialState, reduce, totalUnread } from "../../services/webgate/static/state.js";
 import { ME, Page, msg } from "./harness.mjs";
 
@@ -128,4 +129,13 @@ test("reconnect delays double from the minimum to the maximum, with jitter", () 
     const capped = backoffDelay(30, random);
     assert.ok(capped >= 0.8 * BACKOFF_MAX_MS && capped <= BACKOFF_MAX_MS, capped);
   }
+});
+
+test("after 'too many sessions' the page retries only at the slowest pace, never in a tight loop", () => {
+  for (const attempt of [0, 1, 3]) {
+    const delay = backoffDelay(attemptAfterClose(CLOSE_TOO_MANY_SESSIONS, attempt), 0);
+    assert.ok(delay >= 0.8 * BACKOFF_MAX_MS, `attempt ${attempt}: ${delay} ms`);
+  }
+  assert.equal(attemptAfterClose(1006, 0), 0, "any other close backs off as before");
+  assert.equal(attemptAfterClose(1001, 2), 2);
 });

@@ -9,7 +9,7 @@ import { AuthForm } from "./auth.js";
 import { $, pageVisible, toast } from "./dom.js";
 import { Directory, MembersPanel } from "./panels.js";
 import { ChatView, autosize } from "./render.js";
-import { CLOSE_UNAUTHENTICATED, Connection, socketUrl } from "./socket.js";
+import { CLOSE_TOO_MANY_SESSIONS, CLOSE_UNAUTHENTICATED, Connection, socketUrl } from "./socket.js";
 import { canSend, get, initialState, reduce } from "./state.js";
 
 const TOKEN_KEY = "chorus.token";
@@ -47,9 +47,16 @@ const COMMANDS = {
   warn: ({ text }) => console.warn(text),
 };
 
+let toldTooManySessions = false; // said once until the next `ready`, not at every slow retry
+
 function socketEvent(event) {
   dispatch(event);
   if (event.type === "closed" && event.code === CLOSE_UNAUTHENTICATED) sessionExpired(event.reason);
+  if (event.type === "closed" && event.code === CLOSE_TOO_MANY_SESSIONS && !toldTooManySessions) {
+    toldTooManySessions = true;
+    toast(`Not connected: ${event.reason || "too many sessions"}. Close another tab or device to connect here.`);
+  }
+  if (event.type === "frame" && event.frame.op === "ready") toldTooManySessions = false;
   if (event.type === "frame" && event.frame.op === "ready" && !state.config) loadConfig();
 }
 

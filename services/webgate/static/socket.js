@@ -5,7 +5,8 @@
 //                                    (after `ready`) | "offline" (no network, or stopped)
 //   {type: "frame", frame}           every server frame, parsed (after "conn" for `ready`)
 //   {type: "closed", code, reason}   the socket is gone; it reconnects by itself unless the
-//                                    code is 4001 (log in again) or it was stopped
+//                                    code is 4001 (log in again) or it was stopped; after 4008
+//                                    (the account has too many sessions) only every BACKOFF_MAX_MS
 // and what to resume or resend after a reconnect is for the page's state to decide.
 //
 // Liveness: any frame proves the connection alive; a `ping` goes out every PING_EVERY_MS and
@@ -17,6 +18,8 @@ export const BACKOFF_MAX_MS = 15000;
 export const PING_EVERY_MS = 25000;
 export const PONG_TIMEOUT_MS = 10000;
 export const CLOSE_UNAUTHENTICATED = 4001;
+export const CLOSE_TOO_MANY_SESSIONS = 4008;
+const SLOWEST_ATTEMPT = 10; // backoffDelay is at BACKOFF_MAX_MS well before this attempt
 const TICK_MS = 250; // "Reconnecting in Ns…" counts down at this pace
 
 /** Exponential backoff from BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS, ±20 % jitter so that
@@ -24,6 +27,13 @@ const TICK_MS = 250; // "Reconnecting in Ns…" counts down at this pace
 export function backoffDelay(attempt, random = Math.random()) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
   return Math.min(BACKOFF_MAX_MS, Math.round(base * (0.8 + random * 0.4)));
+}
+
+/** The reconnect attempt to count after a close with `code`. "Too many sessions" (the account
+ * has its limit of pages open, and the server refuses the newest) waits the longest delay each
+ * time instead of a tight loop; the page gets in once another of its pages closes. */
+export function attemptAfterClose(code, attempt) {
+  return code === CLOSE_TOO_MANY_SESSIONS ? Math.max(attempt, SLOWEST_ATTEMPT) : attempt;
 }
 
 export class Connection {
@@ -119,6 +129,7 @@ export class Connection {
       this.status("offline");
       return;
     }
+    this.attempt = attemptAfterClose(code, this.attempt);
     this.scheduleReconnect();
   }
 

@@ -107,6 +107,8 @@ def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
         "CHORUS_TEST_WEBGATE_A_PORT": str(ports["webgate-a"]),
         "CHORUS_TEST_WEBGATE_B_PORT": str(ports["webgate-b"]),
         "CHORUS_TEST_MEMBERSHIP_PORT": str(ports["membership"]),
+        # Every simulated person connects from this one machine (the full fault run has 200).
+        "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000",
     })
     stack = ComposeStack(compose_command(), env, ports)
     try:

@@ -267,13 +267,16 @@ def free_port() -> int:
 ONE_MACHINE = {"CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "1000000", "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000000"}
 
 
-def start_stack(data_dir: str, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_stack(data_dir: str, extra_env: dict[str, str] | None = None, *,
+                one_machine: bool = True) -> tuple[subprocess.Popen, str]:
+    """A private `chorus up` on free ports with ``extra_env``; ``one_machine`` lifts the
+    per-address caps (ONE_MACHINE). The process and its base URL."""
     ports = {name: free_port() for name in ("http", "auth", "membership", "broker-router", "broker-pub",
                                             "broker-grpc")}
     command = [sys.executable, "-m", "chorus", "up", "--data-dir", data_dir,
                *(a for name, port in ports.items() for a in (f"--{name}-port", str(port)))]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
-    env.update(ONE_MACHINE)
+    env.update(ONE_MACHINE if one_machine else {})
     env.update(extra_env or {})
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     deadline = time.monotonic() + START_TIMEOUT_SECS

@@ -22,7 +22,7 @@ page (one clock: same process). The runs (``--start``):
   that each send half a request head and wait, reopening each one as soon as it ends
   (answered, cut at the header deadline, or reset).
 
-Every run also times one login of a bystander while the flood is on.
+Every run also times a newcomer registering and logging in (two argon2 hashes) while the flood is on.
 
 Prints a markdown table. Every loop is bounded in count and time; all traffic is loopback.
 """
@@ -320,8 +320,8 @@ async def run_once(url: str, args, name: str) -> dict:
 
 
 def table(args, results: list[dict]) -> str:
-    rows = ["| run | flood | what the flood got | bystander login (ms) | bystander chat p50 / p99 / max (ms) "
-            "| bystander messages lost |", "|---|---|---|---|---|---|"]
+    rows = ["| run | flood | what the flood got | newcomer registers + logs in (ms) "
+            "| bystander chat p50 / p99 / max (ms) | bystander messages lost |", "|---|---|---|---|---|---|"]
     for r in results:
         lat = sorted(r["latencies_ms"])
         lost = sum(1 for x in lat if x == float("inf"))

@@ -3,9 +3,14 @@ dropped; the caps per key; when a request head must be complete; the cap under t
 
 from __future__ import annotations
 
+import asyncio
+import resource
+
 import pytest
 
 from chorus.webgate.admission import Gate, HeadDeadline, Refusal, Tally, Ticket, connection_budget
+from chorus.webgate.config import Settings
+from chorus.webgate.main import serve
 
 
 def gate(**caps) -> Gate:
@@ -106,3 +111,12 @@ def test_the_global_cap_stays_below_the_open_files_limit():
         connection_budget(1024, 256, 900)
     with pytest.raises(ValueError, match=r"no room for connections .* --reserved-fds \(\$CHORUS_RESERVED_FDS\)"):
         connection_budget(200, 256, None)
+
+
+def test_a_gateway_asked_for_more_connections_than_it_can_open_files_for_stops_and_says_why(capsys):
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard open-files limit to exceed")
+    assert asyncio.run(serve(Settings(port=0, max_connections=hard))) == 2
+    err = capsys.readouterr().err
+    assert f"--max-connections ($CHORUS_MAX_CONNECTIONS) is {hard}, more than the open-files limit allows" in err

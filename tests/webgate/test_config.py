@@ -64,3 +64,17 @@ def test_bad_flags_are_refused_naming_flag_and_variable(flag, value, message):
     with pytest.raises(ValueError) as caught:
         settings([flag, value])
     assert str(caught.value).startswith(message)
+
+
+def test_the_connection_limits_come_from_flags_and_variables_and_max_connections_may_be_none():
+    got = settings(["--max-connections", "500"], {
+        "CHORUS_HTTP_HEADER_TIMEOUT_SECS": "2.5", "CHORUS_MAX_SESSIONS_PER_ACCOUNT": "4",
+        "CHORUS_ACCOUNT_POSTS_PER_SEC": "0.5", "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "9"})
+    assert (got.max_connections, got.header_timeout_secs, got.max_sessions_per_account) == (500, 2.5, 4)
+    assert (got.account_posts_per_sec, got.max_websockets_per_address) == (0.5, 9)
+    assert settings().max_connections is None, "none: derived from the open-files limit at start"
+    assert settings(env={"CHORUS_MAX_CONNECTIONS": "none"}).max_connections is None
+    with pytest.raises(ValueError, match=r"--max-connections \(\$CHORUS_MAX_CONNECTIONS\) must be > 0, got '0'"):
+        settings(["--max-connections", "0"])
+    with pytest.raises(ValueError, match=r"--max-sessions-per-account \(\$CHORUS_MAX_SESSIONS_PER_ACCOUNT\) must be"):
+        settings(env={"CHORUS_MAX_SESSIONS_PER_ACCOUNT": "many"})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import secrets
@@ -122,8 +123,9 @@ async def connect(http, url, user) -> aiohttp.ClientWebSocketResponse:
             return ws
 
 
-async def receive(ws, stats: Stats, stop: asyncio.Event) -> None:
-    loads, now = orjson.loads, time.monotonic_ns
+async def frames(ws, stop: asyncio.Event):
+    """Every frame ``ws`` receives, parsed, until ``stop`` is set or the socket is closed."""
+    loads = orjson.loads
     while not stop.is_set():
         try:
             msg = await ws.receive(timeout=0.5)
@@ -131,7 +133,12 @@ async def receive(ws, stats: Stats, stop: asyncio.Event) -> None:
             continue
         if msg.type != aiohttp.WSMsgType.TEXT:
             return
-        frame = loads(msg.data)
+        yield loads(msg.data)
+
+
+async def receive(ws, stats: Stats, stop: asyncio.Event) -> None:
+    now = time.monotonic_ns
+    async for frame in frames(ws, stop):
         op = frame["op"]
         if op == "message" and frame["text"].startswith(MARK):
             stats.delivered += 1
@@ -290,24 +297,37 @@ def start_stack(data_dir: str, extra_env: dict[str, str] | None = None, *,
     raise SystemExit("chorus up did not start")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+@contextlib.contextmanager
+def private_stack(extra_env: dict[str, str] | None = None, *, one_machine: bool = True):
+    """A private `chorus up` (start_stack) in a throw-away data directory: its base URL;
+    stopped (SIGINT) afterwards."""
+    with tempfile.TemporaryDirectory(prefix="chorus-bench-") as data_dir:
+        process, url = start_stack(data_dir, extra_env, one_machine=one_machine)
+        try:
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+
+
+def event_loop_runner():
+    """uvloop's run when installed (the webgate uses it too), else asyncio's."""
     try:
         import uvloop
-        runner = uvloop.run
     except ImportError:
-        runner = asyncio.run
+        return asyncio.run
+    return uvloop.run
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    runner = event_loop_runner()
     try:
         if not args.start:
             runner(bench(args, args.url.rstrip("/")))
             return 0
-        with tempfile.TemporaryDirectory(prefix="chorus-bench-") as data_dir:
-            process, url = start_stack(data_dir)
-            try:
-                runner(bench(args, url))
-            finally:
-                process.send_signal(signal.SIGINT)
-                process.wait(30)
+        with private_stack() as url:
+            runner(bench(args, url))
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

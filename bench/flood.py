@@ -34,9 +34,7 @@ import asyncio
 import concurrent.futures
 import multiprocessing
 import secrets
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -109,11 +107,7 @@ def _count(table: dict, key) -> None:
 
 def flood_worker(url: str, token: str, group: str, sockets: int, rate: float, duration: float,
                  start_at: float) -> dict:
-    try:
-        import uvloop
-        return uvloop.run(_flood(url, token, group, sockets, rate, duration, start_at))
-    except ImportError:
-        return asyncio.run(_flood(url, token, group, sockets, rate, duration, start_at))
+    return fanout.event_loop_runner()(_flood(url, token, group, sockets, rate, duration, start_at))
 
 
 async def _flood(url, token, group, sockets, rate, duration, start_at) -> dict:
@@ -172,15 +166,7 @@ async def _post(ws, group: str, rate: float, duration: float, offset: float, res
 
 
 async def _read(ws, result: FloodResult, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            msg = await ws.receive(timeout=0.5)
-        except TimeoutError:
-            continue
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            _count(result.closed, f"{ws.close_code}")
-            return
-        frame = orjson.loads(msg.data)
+    async for frame in fanout.frames(ws, stop):
         op = frame["op"]
         if op == "message":
             result.fanned_out += 1
@@ -188,6 +174,8 @@ async def _read(ws, result: FloodResult, stop: asyncio.Event) -> None:
             result.acked += 1
         elif op == "error":
             _count(result.errors, frame["code"])
+    if not stop.is_set():
+        _count(result.closed, f"{ws.close_code}")
 
 
 def half_open_worker(url: str, connections: int, duration: float, start_at: float) -> dict:
@@ -259,14 +247,7 @@ async def chat(http, url: str, pair: list[dict], group: str, rate: float, durati
     latencies: list[float] = []
 
     async def receive(page, stop):
-        while not stop.is_set():
-            try:
-                msg = await page.receive(timeout=0.5)
-            except TimeoutError:
-                continue
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                return
-            frame = orjson.loads(msg.data)
+        async for frame in fanout.frames(page, stop):
             if frame["op"] == "message" and frame["text"] in sent:
                 latencies.append((time.monotonic() - sent.pop(frame["text"])) * 1000)
     stop = asyncio.Event()
@@ -352,25 +333,16 @@ def _described(args, r: dict) -> tuple[str, str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        import uvloop
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
+    runner = fanout.event_loop_runner()
     results = []
     try:
         for name in args.runs:
             if not args.start:
                 results.append(runner(run_once(args.url.rstrip("/"), args, name)))
                 continue
-            with tempfile.TemporaryDirectory(prefix="chorus-flood-") as data_dir:
-                # Flooder and bystanders come from addresses of their own: the caps per address apply.
-                process, url = fanout.start_stack(data_dir, RUNS[name], one_machine=False)
-                try:
-                    results.append(runner(run_once(url, args, name)))
-                finally:
-                    process.send_signal(signal.SIGINT)
-                    process.wait(30)
+            # Flooder and bystanders come from addresses of their own: the caps per address apply.
+            with fanout.private_stack(RUNS[name], one_machine=False) as url:
+                results.append(runner(run_once(url, args, name)))
             print(table(args, results[-1:]), file=sys.stderr)  # as it goes, in case a later run fails
     except fanout.BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)

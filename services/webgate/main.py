@@ -15,6 +15,7 @@ from aiohttp import web
 
 from chorus.common import readiness
 from chorus.common.config import join_host_port
+from chorus.common.curve import ClientCurve, KeysError
 
 from .app import create_app
 from .config import Settings
@@ -37,7 +38,12 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings), access_log=None,
+    try:
+        curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+    except KeysError as exc:
+        print(f"webgate: {exc}", file=sys.stderr)
+        return 2
+    runner = web.AppRunner(create_app(settings, curve=curve), access_log=None,
                            shutdown_timeout=settings.shutdown_grace_secs)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

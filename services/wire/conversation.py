@@ -35,6 +35,7 @@ Invariants:
     |   +-- UnknownGateway         UNKNOWN_GATEWAY: say Hello, then retry
     |   +-- StoreUnavailable       UNAVAILABLE: nothing stored; retryable
     |   +-- NotReady               NOT_READY: the broker is still loading; nothing done, retry soon
+    |   +-- Forbidden              FORBIDDEN: this client's role may not ask that
     +-- BrokerTimeout              no answer by the deadline (it may have been done)
     +-- BrokerUnreachable          no broker connected to send to (nothing was done)
 """
@@ -51,7 +52,7 @@ from chorus.wire.pb import broker_pb2
 __all__ = [
     "Conversation", "Answer", "Outgoing",
     "BrokerProblem", "BrokerRefused", "Malformed", "NotMember", "UnknownSession", "UnknownGateway",
-    "StoreUnavailable", "NotReady", "BrokerTimeout", "BrokerUnreachable", "refusal",
+    "StoreUnavailable", "NotReady", "Forbidden", "BrokerTimeout", "BrokerUnreachable", "refusal",
 ]
 
 _Code = broker_pb2.Failure.Code
@@ -94,6 +95,12 @@ class NotReady(BrokerRefused):
     code = _Code.NOT_READY
 
 
+class Forbidden(BrokerRefused):
+    """The client's role (its CURVE key) may not make this request; nothing was done."""
+
+    code = _Code.FORBIDDEN
+
+
 class BrokerTimeout(BrokerProblem):
     """No answer in time. The broker may still have done it (a post may be stored)."""
 
@@ -103,7 +110,8 @@ class BrokerUnreachable(BrokerProblem):
 
 
 _REFUSALS: dict[int, type[BrokerRefused]] = {
-    cls.code: cls for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady)
+    cls.code: cls
+    for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady, Forbidden)
 }
 
 

@@ -24,6 +24,7 @@ import zmq
 import zmq.asyncio
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
+from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import Answer, BrokerProblem, BrokerRefused, BrokerTimeout, Conversation, NotReady
 
 from .sockets import dealer
@@ -36,11 +37,12 @@ log = logging.getLogger(__name__)
 class AsyncBrokerLink:
     def __init__(self, endpoint: str, *, client_id: str, timeout_secs: float, heartbeat_secs: float,
                  retry_on: tuple[type[BrokerRefused], ...] = (NotReady,), retry_pause_secs: float = 0.05,
-                 context: zmq.asyncio.Context | None = None,
+                 curve: ClientCurve | None = None, context: zmq.asyncio.Context | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.conversation = Conversation(client_id, timeout_secs=timeout_secs)
         self._heartbeat_secs = heartbeat_secs
+        self._curve = curve
         # Refusals that say "nothing was done, ask again shortly": retried within the deadline.
         self._retry_on = retry_on
         self._retry_pause_secs = retry_pause_secs
@@ -55,7 +57,8 @@ class AsyncBrokerLink:
         return self.conversation.broker_id
 
     async def start(self) -> None:
-        self._socket = dealer(self._context, self.endpoint, client_id=self.conversation.client_id)
+        self._socket = dealer(self._context, self.endpoint, client_id=self.conversation.client_id,
+                              curve=self._curve)
         self._tasks = [asyncio.create_task(self._replies(), name="broker-replies")]
 
     async def close(self) -> None:

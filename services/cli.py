@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "membership": ("chorus.membership.config", "chorus.membership.main", "groups and members (gRPC)"),
     "broker": ("chorus.broker.config", "chorus.broker.main", "ZeroMQ message broker"),
     "webgate": ("chorus.webgate.config", "chorus.webgate.main", "web page, HTTP API and WebSockets"),
+    "keys": ("chorus.common.keys", "chorus.common.keys",
+             "make (or complete) the keys that authenticate and encrypt internal traffic"),
     "health": ("chorus.healthcheck", "chorus.healthcheck", "ask whether a service is up (container health checks)"),
 }
 

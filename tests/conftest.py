@@ -39,6 +39,7 @@ from chat import Api, Person
 from processes import Service, clean_env, service_env
 from chorus.common import readiness
 from chorus.common.db import create_db_engine, sqlite_url
+from chorus.common.keys import ensure_keys
 
 STACK_START_TIMEOUT_SECS = 60
 WS_AUTH_DEADLINE_SECS = 2  # shorter than the default 10 s so the deadline test is quick
@@ -175,19 +176,22 @@ def services(tmp_path):
     alone; yields ({name: Service}, webgate base URL) and checks each stops cleanly."""
     env = service_env(secrets.token_urlsafe(32))
     data = ["--data-dir", str(tmp_path / "data")]
+    keys = ensure_keys(tmp_path / "keys")  # the internal traffic's keys, as `chorus keys` makes them
     router = f"tcp://127.0.0.1:{free_port()}"  # membership is told it before the broker starts
     started: dict[str, Service] = {}
     try:
         started["auth"] = Service("auth", ["--listen", "127.0.0.1:0", *data], env, tmp_path).start()
         membership = started["membership"] = Service("membership", [
-            "--listen", "127.0.0.1:0", *data, "--broker-router", router], env, tmp_path).start()
+            "--listen", "127.0.0.1:0", *data, "--broker-router", router,
+            "--keys-dir", str(keys / "membership")], env, tmp_path).start()
         broker = started["broker"] = Service("broker", [
             "--router", router, "--pub", "tcp://127.0.0.1:0", *data, "--grpc-listen", "127.0.0.1:0",
-            "--membership", membership.address("grpc")], env, tmp_path).start()
+            "--membership", membership.address("grpc"), "--keys-dir", str(keys / "broker")],
+            env, tmp_path).start()
         webgate = started["webgate"] = Service("webgate", [
             "--listen", "127.0.0.1:0", "--auth", started["auth"].address("grpc"),
             "--membership", membership.address("grpc"), "--broker-router", router,
-            "--broker-pub", broker.address("pub")], env, tmp_path).start()
+            "--broker-pub", broker.address("pub"), "--keys-dir", str(keys / "gateway")], env, tmp_path).start()
     except BaseException:
         for service in reversed(list(started.values())):
             service.stop()

@@ -94,7 +94,8 @@ def test_an_unknown_command_lists_the_real_ones():
 
 def test_broker_refuses_an_endpoint_it_cannot_bind(tmp_path):
     result = subprocess.run([sys.executable, "-m", "chorus", "broker", "--router", "tcp://10.255.255.1:5555",
-                             "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
+                             "--data-dir", str(tmp_path), "--insecure-plaintext"],
+                            capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "broker: cannot bind tcp://10.255.255.1:5555" in result.stderr
 

@@ -24,7 +24,7 @@ def lonely_webgate(tmp_path):
                 [sys.executable, "-m", "chorus", "webgate", "--listen", "127.0.0.1:0",
                  "--auth", f"127.0.0.1:{dead[0]}", "--membership", f"127.0.0.1:{dead[1]}",
                  "--broker-router", f"tcp://127.0.0.1:{dead[2]}", "--broker-pub", f"tcp://127.0.0.1:{dead[3]}",
-                 "--backend-timeout-secs", "1"],
+                 "--backend-timeout-secs", "1", "--insecure-plaintext"],
                 stdout=subprocess.PIPE, stderr=log, env={"PATH": "/usr/bin:/bin"})
         ready = wait_for_readiness(process, timeout_secs=20)
         if ready is None:

@@ -18,6 +18,7 @@ import zmq
 
 from chat import Api, Person, assert_nothing_arrives
 from chorus.common.brokerlink import ThreadBrokerLink
+from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import BrokerProblem
 from chorus.wire.pb import broker_pb2
 from conftest import free_port
@@ -76,7 +77,8 @@ async def test_a_retry_through_another_gateway_after_a_broker_kill_gets_the_same
         assert second.stop() == 0
 
 
-async def test_a_broker_killed_between_commit_and_ack_answers_the_retry_with_the_stored_message(services):
+async def test_a_broker_killed_between_commit_and_ack_answers_the_retry_with_the_stored_message(services,
+                                                                                                 tmp_path):
     """The sender never hears the ack: the broker dies after its commit. The retry, to the
     restarted broker, gets the original seq and ts; the message is stored once. The sender
     here is a gateway's conversation driven by hand, so the test decides when it reads."""
@@ -85,17 +87,18 @@ async def test_a_broker_killed_between_commit_and_ack_answers_the_retry_with_the
         api = Api(http, base_url)
         person = await Person.register(api, base_url.replace("http", "ws") + "/ws", "alice")
         group = await person.create_group()
-    await asyncio.to_thread(_post_kill_and_retry, started, person.user, group["id"])
+    await asyncio.to_thread(_post_kill_and_retry, started, person.user, group["id"],
+                            ClientCurve.load(tmp_path / "keys" / "gateway"))
 
 
-def _post_kill_and_retry(started, user: dict, group_id: str) -> None:
+def _post_kill_and_retry(started, user: dict, group_id: str, curve: ClientCurve) -> None:
     args = started["broker"].args
     router = args[args.index("--router") + 1]
     database = Path(args[args.index("--data-dir") + 1]) / "broker.db"
     alice = broker_pb2.Person(id=user["id"], username=user["username"], display_name=user["display_name"])
     post = broker_pb2.Post(session_id="s1", group_id=group_id, text="paid once", idempotency_key=KEY)
     context = zmq.Context()
-    link = ThreadBrokerLink(context, router, client_id="gw-test", timeout_secs=5)
+    link = ThreadBrokerLink(context, router, client_id="gw-test", timeout_secs=5, curve=curve)
     try:
         link.request(time.monotonic() + 5, "done", open_session=broker_pb2.OpenSession(
             session_id="s1", account=alice, group_ids=[group_id]))

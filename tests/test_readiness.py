@@ -51,7 +51,7 @@ def test_auth_reports_the_port_it_bound(start, tmp_path):
 def test_the_broker_reports_router_pub_and_grpc(start, tmp_path):
     broker = start("broker", ["--router", "tcp://127.0.0.1:0", "--pub", "tcp://127.0.0.1:0",
                               "--grpc-listen", "127.0.0.1:0", "--membership", "127.0.0.1:1",
-                              "--data-dir", str(tmp_path)])
+                              "--data-dir", str(tmp_path), "--insecure-plaintext"])
     assert set(broker.ready) == {"service", "pid", "router", "pub", "grpc"}
     for key in ("router", "pub"):
         assert broker.address(key).startswith("tcp://127.0.0.1:"), broker.ready
@@ -61,7 +61,7 @@ def test_the_broker_reports_router_pub_and_grpc(start, tmp_path):
 
 
 def test_the_webgate_reports_its_url_and_serves_there(start):
-    webgate = start("webgate", ["--listen", "127.0.0.1:0"])
+    webgate = start("webgate", ["--listen", "127.0.0.1:0", "--insecure-plaintext"])
     assert set(webgate.ready) == {"service", "pid", "http"}
     url = webgate.address("http")
     assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import (BindEndpoint, HostPort, PositiveFloat, PositiveInt, ReadyFile, database_rows,
-                                  ready_file_setting, resolve_database_url)
+from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, BindEndpoint, HostPort, OptionalPath,
+                                  PositiveFloat, PositiveInt, ReadyFile, database_rows, ready_file_setting,
+                                  resolve_database_url)
 from chorus.common.settings import Setting, add_flags, read, table
 from chorus.wire.endpoints import (DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER, DEFAULT_MEMBERSHIP_ADDRESS,
                                    DEFAULT_MESSAGES_ADDRESS)
@@ -87,6 +88,8 @@ class Settings:
         "--key-retention-secs", "CHORUS_BROKER_KEY_RETENTION_SECS",
         "how long a send's idempotency key is remembered (a repeat gets the original ack)",
     )] = DEFAULT_KEY_RETENTION_SECS
+    keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
+    insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
     ready_file: Annotated[ReadyFile, ready_file_setting("broker")] = None
 
 

@@ -41,7 +41,7 @@ from chorus.common.text import describe_control, forbidden_control
 from chorus.wire.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
-from .errors import BadRequest, BrokerError, NotMember, NotReady, UnknownGateway, UnknownSession
+from .errors import BadRequest, BrokerError, Forbidden, NotMember, NotReady, UnknownGateway, UnknownSession
 from .memberships import MembershipTable
 from .outputs import Output, Publish, Reply, failure, reply
 from .posting import PendingPost, PostBatcher, delivery_of
@@ -60,6 +60,15 @@ MAX_SENDER_NAME_CHARS = 64
 DEFAULT_MAX_HISTORY_PAGE = MAX_HISTORY_PAGE  # larger limits are capped; Messages.more says the rest exists
 DEFAULT_KEY_RETENTION_SECS = 24 * 3600.0   # a repeat within this gets the original ack
 DEFAULT_KEY_PURGE_EVERY_SECS = 60.0
+
+
+# What each role may ask (see chorus.common.curve for how a request's role is known).
+ALLOWED: dict[str, frozenset[str]] = {
+    "gateway": frozenset({"hello", "open_session", "close_session", "post", "sync", "history", "group_states",
+                          "mark_read", "online"}),
+    "membership": frozenset({"hello", "membership_change", "membership_snapshot"}),
+    "internal": frozenset({"hello", "system_post", "history"}),  # the Messages gRPC service, over inproc
+}
 
 
 class BrokerCore:
@@ -108,7 +117,10 @@ class BrokerCore:
 
     # entry points -----------------------------------------------------------
 
-    def handle_request(self, identity: bytes, payload: bytes) -> list[Output]:
+    def handle_request(self, identity: bytes, payload: bytes, role: str | None = None) -> list[Output]:
+        """One request from ``identity``. ``role`` is what the client's CURVE key says it is
+        (chorus.common.curve); it may only ask what ALLOWED lists for it. None: no CURVE on
+        this broker (a private network by choice, or a test), and every request is allowed."""
         request = broker_pb2.GatewayRequest()
         try:
             request.ParseFromString(payload)
@@ -118,6 +130,9 @@ class BrokerCore:
         try:
             if kind is None:
                 raise BadRequest("GatewayRequest has no request in it")
+            if role is not None and kind not in ALLOWED.get(role, ()):
+                log.warning("refused %s from %r: role %s may not ask it", kind, identity, role)
+                raise Forbidden(f"a {role} may not send {kind}")
             if kind != "hello":
                 if identity not in self._gateways:
                     raise UnknownGateway("say Hello first")

@@ -9,7 +9,7 @@ Once serving it writes its readiness line (chorus.common.readiness) on stdout:
 "grpc": "HOST:PORT"}`` with the real endpoints (port 0 replaced).
 
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
-opened, 2 for a bad database URL or an address that cannot be bound.
+opened, 2 for a bad database URL, unusable keys, or an address that cannot be bound.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
+from chorus.common.curve import KeysError, ServerCurve
 from chorus.common.ids import new_id
 
 from .config import Settings
@@ -58,6 +59,10 @@ def run(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, store: MessageStore) -> int:
+    try:
+        curve = ServerCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+    except KeysError as exc:
+        return _fail(str(exc), code=2)
     broker_id = new_id("b")
     core = BrokerCore(
         broker_id=broker_id,
@@ -73,6 +78,7 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         pub_endpoint=settings.pub_endpoint,
         pub_hwm_msgs=settings.pub_hwm_msgs,
         tick_secs=settings.tick_secs,
+        curve=curve,
     )
     channel = grpc.insecure_channel(settings.membership_address)
     client = None

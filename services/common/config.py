@@ -18,7 +18,8 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from chorus.common.settings import Row, Setting
 
 __all__ = [
-    "PositiveInt", "PositiveFloat", "OptionalPositiveInt", "Port", "HostPort", "BindEndpoint", "ConnectEndpoint",
+    "KEYS_DIR", "INSECURE_PLAINTEXT", "PositiveInt", "PositiveFloat", "OptionalPositiveInt", "Port", "HostPort",
+    "BindEndpoint", "ConnectEndpoint",
     "OptionalConnectEndpoint", "Networks", "OptionalPath", "ReadyFile", "ready_file_setting", "ENDPOINT_SCHEMES", "ENDPOINT_OFF",
     "parse_host_port", "join_host_port", "default_data_dir", "database_rows", "resolve_database_url",
 ]
@@ -182,3 +183,13 @@ def _sqlite_default(data_dir: Path | None, env: Mapping[str, str], name: str) ->
         return sqlite_url(path, name)
     except OSError as exc:
         raise ValueError(f"{DATA_DIR.name}: cannot create {path}: {exc.strerror}") from None
+
+
+KEYS_DIR = Setting(
+    "--keys-dir", "CHORUS_KEYS_DIR",
+    "this service's folder of keys for internal traffic (`chorus keys DIR` makes DIR/SERVICE for each)")
+INSECURE_PLAINTEXT = Setting(
+    "--insecure-plaintext", "CHORUS_INSECURE_PLAINTEXT",
+    "internal traffic without keys: unauthenticated and unencrypted; only where nobody else can reach "
+    "the internal ports", switch=True)
+

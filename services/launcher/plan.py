@@ -7,14 +7,18 @@
   a restarted service binds the same port again, so the others reconnect to it.
 - The page (webgate) listens on ``host``; everything else on ``internal_host``
   (loopback unless asked), so sharing the page on a network shares nothing else.
+- The broker and its clients are given their own folder of DATA_DIR/keys
+  (``keys_root``): ZeroMQ traffic is authenticated and encrypted here too.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from chorus.common.config import join_host_port
 from chorus.launcher.config import PORT_FIELDS, Settings
 
-__all__ = ["SERVICES", "initial_ports", "learned", "command", "page_url", "addresses"]
+__all__ = ["SERVICES", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
 
 SERVICES = ("auth", "membership", "broker", "webgate")
 
@@ -48,19 +52,28 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
     def at(port: str) -> str:
         return _reach(settings, ports, port)
 
+    def keys(folder: str) -> list[str]:
+        return ["--keys-dir", str(keys_root(settings) / folder)]
+
     data = ["--data-dir", str(settings.data_dir)]
     commands = {
         "auth": ["--listen", listen("auth_port"), *data],
         "membership": ["--listen", listen("membership_port"), *data,
-                       "--broker-router", f"tcp://{at('broker_router_port')}"],
+                       "--broker-router", f"tcp://{at('broker_router_port')}", *keys("membership")],
         "broker": ["--router", f"tcp://{listen('broker_router_port')}", "--pub", f"tcp://{listen('broker_pub_port')}",
-                   *data, "--grpc-listen", listen("broker_grpc_port"), "--membership", at("membership_port")],
+                   *data, "--grpc-listen", listen("broker_grpc_port"), "--membership", at("membership_port"),
+                   *keys("broker")],
         "webgate": ["--listen", join_host_port(settings.host, ports["http_port"]),
                     "--auth", at("auth_port"), "--membership", at("membership_port"),
                     "--broker-router", f"tcp://{at('broker_router_port')}",
-                    "--broker-pub", f"tcp://{at('broker_pub_port')}"],
+                    "--broker-pub", f"tcp://{at('broker_pub_port')}", *keys("gateway")],
     }
     return [python, "-m", "chorus", service, *commands[service]]
+
+
+def keys_root(settings: Settings) -> Path:
+    """Where `chorus up` keeps the internal traffic's keys (chorus.common.keys makes them)."""
+    return settings.data_dir / "keys"
 
 
 def page_url(settings: Settings, ports: Ports) -> str:

@@ -5,7 +5,8 @@ Ctrl-C or SIGTERM stops everything, the page first.
 Each service runs exactly as compose runs it (`python -m chorus SERVICE` with flags),
 so the embedded mode exercises the same code as a deployment. The token signing key
 is generated once into DATA_DIR/token.key (mode 0600) unless CHORUS_TOKEN_KEY or
-CHORUS_TOKEN_KEY_FILE is set.
+CHORUS_TOKEN_KEY_FILE is set, and the internal traffic's keys into DATA_DIR/keys
+(chorus.common.keys; secrets 0600), one folder per service.
 
 Output: the services' logs on stderr; on stdout, once every service is ready, the
 readiness line (chorus.common.readiness) with every address, then
@@ -26,7 +27,8 @@ from pathlib import Path
 from chorus.common import readiness
 from chorus.launcher.child import Child, StartFailed
 from chorus.launcher.config import Settings
-from chorus.launcher.plan import SERVICES, addresses, command, initial_ports, learned, page_url
+from chorus.common.keys import ensure_keys
+from chorus.launcher.plan import SERVICES, addresses, command, initial_ports, keys_root, learned, page_url
 from chorus.launcher.supervisor import Death, Supervisor
 
 __all__ = ["run", "ensure_token_key"]
@@ -49,6 +51,7 @@ def run(settings: Settings) -> int:
     env = dict(settings.child_env)
     if not env.get("CHORUS_TOKEN_KEY") and not env.get("CHORUS_TOKEN_KEY_FILE"):
         env["CHORUS_TOKEN_KEY_FILE"] = str(ensure_token_key(settings.data_dir))
+    ensure_keys(keys_root(settings))
     stopping = threading.Event()  # a signal, or a service that keeps dying
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.set())

@@ -71,6 +71,7 @@ import zmq
 from tenacity import Retrying, RetryCallState, retry_if_exception_type
 
 from chorus.common.brokerlink import ThreadBrokerLink
+from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import Answer, BrokerUnreachable, Malformed, UnknownGateway
 from chorus.wire.pb import broker_pb2
 
@@ -190,6 +191,7 @@ class BrokerNotifier:
         context: zmq.Context | None = None,
         snapshot_source: SnapshotSource | None = None,
         snapshot_page_size: int = DEFAULT_SNAPSHOT_PAGE_SIZE,
+        curve: ClientCurve | None = None,
     ) -> None:
         if max_queued_changes < 1:
             raise ValueError(f"max_queued_changes must be >= 1, got {max_queued_changes}")
@@ -202,6 +204,7 @@ class BrokerNotifier:
         self._context = context or zmq.Context.instance()
         self._snapshot_source = snapshot_source
         self._snapshot_page_size = snapshot_page_size
+        self._curve = curve
         self._wakeup = threading.Condition()
         # Guarded by _wakeup: the outbox, and when to give up flushing (set by close).
         self._outbox: deque[Change] = deque()
@@ -215,7 +218,7 @@ class BrokerNotifier:
     def start(self) -> None:
         """Connect the DEALER and start the sender thread; zmq.ZMQError for an unusable endpoint."""
         self._link = ThreadBrokerLink(self._context, self.router_endpoint, client_id=self.gateway_id,
-                                      timeout_secs=self._reply_timeout_secs)
+                                      timeout_secs=self._reply_timeout_secs, curve=self._curve)
         # Thread start is a full memory barrier, which is what handing a socket to another thread needs.
         self._thread = threading.Thread(target=self._run, name="membership-broker-notifier", daemon=True)
         self._thread.start()

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import (ENDPOINT_OFF, HostPort, OptionalConnectEndpoint, PositiveFloat, PositiveInt,
-                                  ReadyFile, database_rows, ready_file_setting, resolve_database_url)
+from chorus.common.config import (ENDPOINT_OFF, INSECURE_PLAINTEXT, KEYS_DIR, HostPort,
+                                  OptionalConnectEndpoint, OptionalPath, PositiveFloat, PositiveInt,
+                                  ReadyFile, database_rows, ready_file_setting,
+                                  resolve_database_url)
 from chorus.common.settings import Setting, add_flags, read, table
 from chorus.membership.broker_notifier import DEFAULT_CLOSE_TIMEOUT_SECS, DEFAULT_MAX_QUEUED_CHANGES
 from chorus.membership.validation import DEFAULT_MAX_GROUPS_PER_ACCOUNT, DEFAULT_MAX_MEMBERS_PER_GROUP
@@ -69,6 +71,8 @@ class Settings:
         "--broker-flush-secs", "CHORUS_MEMBERSHIP_BROKER_FLUSH_SECS",
         "at shutdown, time left to deliver changes the broker has not confirmed",
     )] = DEFAULT_CLOSE_TIMEOUT_SECS
+    keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
+    insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
     ready_file: Annotated[ReadyFile, ready_file_setting("membership")] = None
 
 

@@ -4,8 +4,8 @@ Once serving it writes its readiness line (chorus.common.readiness) on stdout:
 ``CHORUS-READY {"service": "membership", "pid": ..., "grpc": "HOST:PORT"}``.
 
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
-opened, 2 for a bad database URL, a broker endpoint ZeroMQ refuses, or an
-address that cannot be bound. A broker that is merely down is not an error:
+opened, 2 for a bad database URL, a broker endpoint ZeroMQ refuses, unusable
+keys, or an address that cannot be bound. A broker that is merely down is not an error:
 changes wait for it (see broker_notifier).
 
 Shutdown order: the gRPC server stops first (no new changes), then the
@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
+from chorus.common.curve import ClientCurve, KeysError
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
 from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
@@ -46,9 +47,13 @@ def run(settings: Settings) -> int:
             max_groups_per_account=settings.max_groups_per_account,
         )
         if settings.broker_router is not None:
+            try:
+                curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+            except KeysError as exc:
+                return _fail(str(exc), code=2)
             broker_notifier = BrokerNotifier(settings.broker_router,
                                              max_queued_changes=settings.broker_max_queued_changes,
-                                             snapshot_source=store.memberships_page)
+                                             snapshot_source=store.memberships_page, curve=curve)
             try:
                 broker_notifier.start()
             except zmq.ZMQError as exc:

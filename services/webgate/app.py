@@ -13,6 +13,7 @@ from chorus.common.ids import new_id
 from chorus.common.ratelimit import KeyedLimiter, Rate
 
 from chorus.common.brokerlink import AsyncBrokerLink
+from chorus.common.curve import ClientCurve
 
 from .backends import AuthClient, MembershipClient
 from .broker import Publications, ZmqBroker
@@ -39,8 +40,9 @@ STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/favicon.svg": "favic
 OPENAPI_PATH = STATIC_DIR / "openapi.json"
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The application; backends connect on startup and close on cleanup."""
+def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.Application:
+    """The application; backends connect on startup and close on cleanup. ``curve``: this
+    gateway's keys for the broker (None: plaintext, for --insecure-plaintext)."""
     app = web.Application(middlewares=[track_requests, error_middleware], client_max_size=settings.max_body_bytes)
     app[LIMITS] = SocketLimits.from_settings(settings)
     add_security_headers(app)
@@ -49,17 +51,18 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     for path, name in STATIC_FILES.items():
         app.router.add_get(path, _static(STATIC_DIR / name))
-    app.cleanup_ctx.append(lambda app: _backends(app, settings))
+    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve))
     app.on_shutdown.append(_going_away)
     return app
 
 
-async def _backends(app: web.Application, settings: Settings):
+async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None):
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     membership_channel = grpc.aio.insecure_channel(settings.membership_address)
     link = AsyncBrokerLink(settings.broker_router, client_id=new_id("gw"),
-                           timeout_secs=settings.backend_timeout_secs, heartbeat_secs=settings.heartbeat_secs)
-    publications = Publications(settings.broker_pub)
+                           timeout_secs=settings.backend_timeout_secs, heartbeat_secs=settings.heartbeat_secs,
+                           curve=curve)
+    publications = Publications(settings.broker_pub, curve=curve)
     broker = ZmqBroker(link, publications)
     hub = Hub(broker)
     await link.start()

@@ -25,6 +25,7 @@ import zmq.asyncio
 from google.protobuf.message import DecodeError
 
 from chorus.common.brokerlink import AsyncBrokerLink
+from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import BrokerProblem, Malformed
 from chorus.wire.conversation import NotMember as NotMemberRefusal
 from chorus.wire.pb import broker_pb2
@@ -151,8 +152,10 @@ class ZmqBroker:
 class Publications:
     """The SUB socket: subscriptions in, batches of publications out to a sink."""
 
-    def __init__(self, endpoint: str, *, context: zmq.asyncio.Context | None = None) -> None:
+    def __init__(self, endpoint: str, *, curve: ClientCurve | None = None,
+                 context: zmq.asyncio.Context | None = None) -> None:
         self.endpoint = endpoint
+        self._curve = curve
         self._context = context or zmq.asyncio.Context.instance()
         self._socket: zmq.asyncio.Socket | None = None
 
@@ -161,6 +164,8 @@ class Publications:
         socket.setsockopt(zmq.RCVHWM, SUB_RCVHWM_MSGS)
         socket.setsockopt(zmq.LINGER, 0)
         socket.subscribe(CONTROL_TOPIC)
+        if self._curve is not None:
+            self._curve.apply(socket)
         socket.connect(self.endpoint)
         self._socket = socket
 

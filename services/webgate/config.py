@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import (ConnectEndpoint, HostPort, Networks, OptionalPositiveInt, PositiveFloat,
-                                  PositiveInt, ReadyFile, parse_host_port, ready_file_setting)
+from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, ConnectEndpoint, HostPort, Networks,
+                                  OptionalPath, OptionalPositiveInt, PositiveFloat, PositiveInt, ReadyFile,
+                                  parse_host_port, ready_file_setting)
 from chorus.common.settings import Row, Setting, add_flags, read, table
 from chorus.wire.endpoints import (DEFAULT_AUTH_ADDRESS, DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER,
                                    DEFAULT_MEMBERSHIP_ADDRESS, DEFAULT_WEBGATE_LISTEN)
@@ -105,6 +106,8 @@ class Settings:
     shutdown_grace_secs: Annotated[PositiveFloat, Setting(
         "--shutdown-grace-secs", "CHORUS_WEBGATE_SHUTDOWN_GRACE_SECS",
         "on SIGTERM, time left to requests in flight")] = 5.0
+    keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
+    insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
     ready_file: Annotated[ReadyFile, ready_file_setting("webgate")] = None
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from chorus.common import readiness
 from chorus.common.config import join_host_port
+from chorus.common.curve import ClientCurve, KeysError
 
 from .admission import Gate, connection_budget
 from .app import create_app
@@ -53,7 +54,12 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings), access_log=None,
+    try:
+        curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+    except KeysError as exc:
+        print(f"webgate: {exc}", file=sys.stderr)
+        return 2
+    runner = web.AppRunner(create_app(settings, curve=curve), access_log=None,
                            shutdown_timeout=settings.shutdown_grace_secs,
                            keepalive_timeout=settings.keepalive_timeout_secs)
     await runner.setup()

@@ -21,7 +21,8 @@ Invariants:
   means the broker did not know this client: whatever the client registered
   there (a gateway's sessions) must be registered again, so ``receive`` says
   so in its answer and ``reregistration_due`` stays true until the owner
-  calls ``reregistered()``.
+  calls ``reregistered()``. A Welcome counts even when it comes late (its
+  Hello was given up on): otherwise a broker restart could go unnoticed.
 - Failures become typed errors here, in one table (``refusal``), so every
   client maps the broker's codes the same way and then to its own errors.
   The broker raises the same classes (chorus.broker.errors names them), so
@@ -35,7 +36,9 @@ Invariants:
     |   +-- UnknownGateway         UNKNOWN_GATEWAY: say Hello, then retry
     |   +-- StoreUnavailable       UNAVAILABLE: nothing stored; retryable
     |   +-- NotReady               NOT_READY: the broker is still loading; nothing done, retry soon
+    |   +-- Forbidden              FORBIDDEN: this client's role may not ask that
     +-- BrokerTimeout              no answer by the deadline (it may have been done)
+    +-- ConnectionLost             the connection dropped while it was out (it may have been done)
     +-- BrokerUnreachable          no broker connected to send to (nothing was done)
 """
 
@@ -51,7 +54,7 @@ from chorus.wire.pb import broker_pb2
 __all__ = [
     "Conversation", "Answer", "Outgoing",
     "BrokerProblem", "BrokerRefused", "Malformed", "NotMember", "UnknownSession", "UnknownGateway",
-    "StoreUnavailable", "NotReady", "BrokerTimeout", "BrokerUnreachable", "refusal",
+    "StoreUnavailable", "NotReady", "Forbidden", "BrokerTimeout", "ConnectionLost", "BrokerUnreachable", "refusal",
 ]
 
 _Code = broker_pb2.Failure.Code
@@ -94,8 +97,19 @@ class NotReady(BrokerRefused):
     code = _Code.NOT_READY
 
 
+class Forbidden(BrokerRefused):
+    """The client's role (its CURVE key) may not make this request; nothing was done."""
+
+    code = _Code.FORBIDDEN
+
+
 class BrokerTimeout(BrokerProblem):
     """No answer in time. The broker may still have done it (a post may be stored)."""
+
+
+class ConnectionLost(BrokerProblem):
+    """The connection to the broker dropped while the request was out: it may have been done
+    (a post may be stored). Answered at once rather than at the deadline."""
 
 
 class BrokerUnreachable(BrokerProblem):
@@ -103,7 +117,8 @@ class BrokerUnreachable(BrokerProblem):
 
 
 _REFUSALS: dict[int, type[BrokerRefused]] = {
-    cls.code: cls for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady)
+    cls.code: cls
+    for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady, Forbidden)
 }
 
 
@@ -200,6 +215,12 @@ class Conversation:
             return None
         pending = self._pending.pop(reply.request_id, None)
         kind = reply.WhichOneof("kind")
+        if kind == "welcome":
+            # Even late: a Welcome saying fresh means the broker has forgotten what we registered
+            # there, whoever still waits for this answer; dropping it would leave that unknown.
+            self.needs_hello = False
+            self.broker_id = reply.welcome.broker_id
+            self.reregistration_due = self.reregistration_due or reply.welcome.fresh
         if pending is None or kind is None:
             self.late_replies += 1
             return None
@@ -208,12 +229,7 @@ class Conversation:
             if isinstance(error, UnknownGateway):
                 self.needs_hello = True
             return Answer(reply.request_id, kind, error=error)
-        fresh = False
-        if kind == "welcome":
-            self.needs_hello = False
-            self.broker_id = reply.welcome.broker_id
-            fresh = reply.welcome.fresh
-            self.reregistration_due = self.reregistration_due or fresh
+        fresh = kind == "welcome" and reply.welcome.fresh
         return Answer(reply.request_id, kind, reply=getattr(reply, kind), fresh=fresh)
 
     def expire(self, now: float) -> list[int]:

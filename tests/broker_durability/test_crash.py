@@ -103,7 +103,8 @@ def poster(context, router, n, acked, stop, failures):
 def broker_service(tmp_path):
     # Port 0 everywhere: Service pins the ports of the first start, so the restart binds the same.
     args = ["--router", "tcp://127.0.0.1:0", "--pub", "tcp://127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
-            "--membership", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data")]
+            "--membership", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"),
+            "--insecure-plaintext"]  # these raw DEALERs test durability, not keys (tests/test_internal_keys.py)
     service = Service("broker", args, service_env(secrets.token_urlsafe(32)), tmp_path)
     yield service
     if service.process is not None and service.process.poll() is None:

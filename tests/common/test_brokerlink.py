@@ -16,7 +16,7 @@ from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore, migrate
 from chorus.common.brokerlink import AsyncBrokerLink, ThreadBrokerLink
 from chorus.common.db import create_db_engine, sqlite_url
-from chorus.wire.conversation import BrokerTimeout, NotReady
+from chorus.wire.conversation import BrokerTimeout, ConnectionLost, NotReady
 from chorus.wire.pb import broker_pb2
 
 
@@ -98,3 +98,26 @@ def test_a_thread_link_with_no_broker_times_out_by_its_deadline():
             assert time.monotonic() - started < 1.5
         finally:
             link.close()
+
+
+async def test_requests_out_when_the_broker_goes_away_fail_at_once_not_at_the_deadline(tmp_path):
+    """A broker that dies with a request out never answers it; the link says so as soon as
+    the connection drops instead of making the person wait for the whole deadline."""
+    with zmq.Context() as context:
+        router = context.socket(zmq.ROUTER)  # a broker that takes the request and dies
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        link = AsyncBrokerLink(f"tcp://127.0.0.1:{port}", client_id="gw-c", timeout_secs=10, heartbeat_secs=1,
+                               context=zmq.asyncio.Context.instance())
+        await link.start()
+        try:
+            request = asyncio.create_task(link.ask("done", close_session=broker_pb2.CloseSession(session_id="s")))
+            assert await asyncio.to_thread(router.poll, 5000), "the request reached the broker"
+            router.recv_multipart()
+            started = time.monotonic()
+            router.close(linger=0)
+            with pytest.raises(ConnectionLost):
+                await asyncio.wait_for(request, 5)
+            assert time.monotonic() - started < 2.0
+            assert link.conversation.needs_hello
+        finally:
+            await link.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from chat import Api
+from chorus.common.keys import ensure_keys
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,8 +94,9 @@ def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
     secrets_dir = tmp_path_factory.mktemp("secrets")
     (secrets_dir / "token_key").write_text(secrets.token_hex(32))
     (secrets_dir / "db_password").write_text(secrets.token_hex(24))
-    for path in secrets_dir.iterdir():
-        path.chmod(0o644)  # the services run as uid 10001 and read them through bind mounts
+    ensure_keys(secrets_dir / "keys")  # what `chorus keys secrets/keys` makes
+    for path in secrets_dir.rglob("*"):  # the services run as uid 10001 and read them through bind mounts
+        path.chmod(0o755 if path.is_dir() else 0o644)
     ports = {"http": free_port(), "webgate-a": free_port(), "webgate-b": free_port(),
              "membership": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}

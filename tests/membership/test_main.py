@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chorus.common import readiness
 from chorus.common.db import sqlite_url
+from chorus.common.keys import ensure_keys
 from chorus.membership.config import Settings
 from chorus.membership.main import run
 
@@ -35,7 +36,8 @@ def test_a_taken_address_is_exit_code_2_with_a_clear_message(tmp_path, capsys):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code = run(Settings(database_url=sqlite_url(tmp_path, "membership"), listen=f"127.0.0.1:{port}"))
+        code = run(Settings(database_url=sqlite_url(tmp_path, "membership"), listen=f"127.0.0.1:{port}",
+                            insecure_plaintext=True))
     assert code == 2
     assert f"membership: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
@@ -54,7 +56,7 @@ def test_an_unreachable_database_is_exit_code_1_without_the_password(capsys):
 
 def test_a_broker_endpoint_zeromq_refuses_is_exit_code_2(tmp_path, capsys):
     settings = Settings(database_url=sqlite_url(tmp_path, "membership"), listen="127.0.0.1:0",
-                        broker_router="tcp://127.0.0.1:notaport")
+                        broker_router="tcp://127.0.0.1:notaport", insecure_plaintext=True)
     assert run(settings) == 2
     assert "membership: --broker-router tcp://127.0.0.1:notaport: Invalid argument" in capsys.readouterr().err
 
@@ -75,7 +77,7 @@ def test_the_process_serves_until_sigterm(tmp_path):
     ready_file = tmp_path / "membership.ready"
     process = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
-         "--ready-file", str(ready_file)],
+         "--ready-file", str(ready_file), "--keys-dir", str(ensure_keys(tmp_path / "keys") / "membership")],
         stdout=subprocess.PIPE,
         text=True,
     )

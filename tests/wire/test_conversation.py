@@ -98,3 +98,12 @@ def test_an_answer_of_the_wrong_kind_is_malformed(conversation):
     answer = conversation.receive(reply(out.request_id, done=broker_pb2.Done()))
     with pytest.raises(Malformed, match="answered done to a request expecting messages"):
         answer.result("messages")
+
+
+def test_a_fresh_welcome_that_comes_late_still_counts(conversation):
+    """The Hello was given up on (a timeout, a dropped connection) but the new broker answered
+    it: without this the gateway would never learn that its sessions were forgotten."""
+    hello = conversation.hello(0.0)
+    conversation.forget(hello.request_id)
+    assert conversation.receive(welcome(hello.request_id, fresh=True, broker_id="b2")) is None
+    assert conversation.reregistration_due and conversation.broker_id == "b2"

@@ -1,7 +1,8 @@
 """The broker conversation on an asyncio loop: many requests in flight, a heartbeat, re-registration.
 
 One DEALER, one reader task resolving each request's future from the
-conversation's answers, one heartbeat task. Each request waits at most its
+conversation's answers, one task watching for the connection to drop (the
+requests out then fail at once, ConnectionLost), and the heartbeat. Each request waits at most its
 deadline (the conversation's ``timeout_secs``): sending included, because with
 IMMEDIATE a request for an absent broker waits to be sent rather than queue.
 
@@ -23,8 +24,11 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
+from zmq.utils.monitor import parse_monitor_message
 
-from chorus.wire.conversation import Answer, BrokerProblem, BrokerRefused, BrokerTimeout, Conversation, NotReady
+from chorus.common.curve import ClientCurve
+from chorus.wire.conversation import (Answer, BrokerProblem, BrokerRefused, BrokerTimeout, ConnectionLost,
+                                      Conversation, NotReady)
 
 from .sockets import dealer
 
@@ -36,11 +40,12 @@ log = logging.getLogger(__name__)
 class AsyncBrokerLink:
     def __init__(self, endpoint: str, *, client_id: str, timeout_secs: float, heartbeat_secs: float,
                  retry_on: tuple[type[BrokerRefused], ...] = (NotReady,), retry_pause_secs: float = 0.05,
-                 context: zmq.asyncio.Context | None = None,
+                 curve: ClientCurve | None = None, context: zmq.asyncio.Context | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.conversation = Conversation(client_id, timeout_secs=timeout_secs)
         self._heartbeat_secs = heartbeat_secs
+        self._curve = curve
         # Refusals that say "nothing was done, ask again shortly": retried within the deadline.
         self._retry_on = retry_on
         self._retry_pause_secs = retry_pause_secs
@@ -55,8 +60,11 @@ class AsyncBrokerLink:
         return self.conversation.broker_id
 
     async def start(self) -> None:
-        self._socket = dealer(self._context, self.endpoint, client_id=self.conversation.client_id)
-        self._tasks = [asyncio.create_task(self._replies(), name="broker-replies")]
+        self._socket = dealer(self._context, self.endpoint, client_id=self.conversation.client_id,
+                              curve=self._curve)
+        monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._tasks = [asyncio.create_task(self._replies(), name="broker-replies"),
+                       asyncio.create_task(self._disconnects(monitor), name="broker-disconnects")]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -65,6 +73,7 @@ class AsyncBrokerLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._socket is not None:
+            self._socket.disable_monitor()
             self._socket.close(linger=0)
 
     async def ask(self, expected: str, **kind):
@@ -105,6 +114,26 @@ class AsyncBrokerLink:
             future = self._waiting.get(answer.request_id)
             if future is not None and not future.done():
                 future.set_result(answer)
+
+    async def _disconnects(self, monitor: zmq.asyncio.Socket) -> None:
+        """When the connection drops, every request out is answered ConnectionLost at once: the
+        broker that had it is gone (a restarted one knows nothing of it), so waiting for the
+        deadline would only make the person wait. It may have been done; a page retries its
+        post with the same idempotency key."""
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                if event["event"] != zmq.EVENT_DISCONNECTED:
+                    continue
+                self.conversation.needs_hello = True
+                waiting = [f for f in self._waiting.values() if not f.done()]
+                if waiting:
+                    log.warning("connection to the broker %s dropped with %d requests out", self.endpoint,
+                                len(waiting))
+                for future in waiting:
+                    future.set_exception(ConnectionLost("the connection to the message broker dropped"))
+        finally:
+            monitor.close(linger=0)
 
     async def keep_alive(self, on_fresh: Callable[[], Awaitable[None]]) -> None:
         """Hello every heartbeat, and ``on_fresh`` after a broker that forgot us (see module doc)."""

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import zmq
 
+from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import Answer, BrokerTimeout, BrokerUnreachable, Conversation, UnknownGateway
 
 from .sockets import dealer
@@ -30,11 +31,11 @@ __all__ = ["ThreadBrokerLink"]
 
 class ThreadBrokerLink:
     def __init__(self, context: zmq.Context, endpoint: str, *, client_id: str, timeout_secs: float,
-                 immediate: bool = True, unknown_gateway_retries: int = 1,
+                 immediate: bool = True, unknown_gateway_retries: int = 1, curve: ClientCurve | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.conversation = Conversation(client_id, timeout_secs=timeout_secs)
-        self._socket = dealer(context, endpoint, client_id=client_id, immediate=immediate)
+        self._socket = dealer(context, endpoint, client_id=client_id, immediate=immediate, curve=curve)
         self._unknown_gateway_retries = unknown_gateway_retries
         self._monotonic = monotonic
         self._kept: dict[int, Answer] = {}

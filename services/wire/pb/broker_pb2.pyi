@@ -258,6 +258,7 @@ class Failure(_message.Message):
         UNKNOWN_GATEWAY: _ClassVar[Failure.Code]
         UNAVAILABLE: _ClassVar[Failure.Code]
         NOT_READY: _ClassVar[Failure.Code]
+        FORBIDDEN: _ClassVar[Failure.Code]
     CODE_UNSPECIFIED: Failure.Code
     BAD_REQUEST: Failure.Code
     NOT_MEMBER: Failure.Code
@@ -265,6 +266,7 @@ class Failure(_message.Message):
     UNKNOWN_GATEWAY: Failure.Code
     UNAVAILABLE: Failure.Code
     NOT_READY: Failure.Code
+    FORBIDDEN: Failure.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     code: Failure.Code

@@ -271,7 +271,8 @@ def free_port() -> int:
 # Every simulated person connects from this one machine (127.0.0.1): the gateway's per-address
 # caps, meant for real clients each on its own address, would refuse most of them. The started
 # stack lifts those; the per-account limits stay.
-ONE_MACHINE = {"CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "1000000", "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000000"}
+ONE_MACHINE = {"CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "1000000", "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000000",
+               "CHORUS_REGISTRATIONS_PER_IP": "1000000"}  # every benchmark user registers from here
 
 
 def start_stack(data_dir: str, extra_env: dict[str, str] | None = None, *,

@@ -89,6 +89,9 @@ def stack(tmp_path_factory) -> Stack:
         # real clients, each on its own address (tested in test_connection_limits).
         "CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "100000",
         "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "100000",
+        # Every test registers its people from 127.0.0.1; the per-address registration
+        # limit is tested on its own stack (test_limits).
+        "CHORUS_REGISTRATIONS_PER_IP": "1000000",
     }) as stack:
         yield stack
 

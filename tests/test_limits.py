@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from chat import Api, Person, assert_delivered_to, assert_nothing_arrives, unique
+from chorus.webgate.device_cookie import DEVICE_COOKIE
 from chorus.wire.limits import DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_IDEMPOTENCY_KEY_CHARS
 
 WS_PER_SEC, WS_BURST = 0.5, 5  # slow refill: a loaded machine answering the burst slowly adds no token
@@ -33,7 +34,10 @@ LIMITS = {
     "CHORUS_WS_MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
     "CHORUS_HTTP_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     "CHORUS_TRUSTED_PROXIES": "127.0.0.7",  # plays a reverse proxy in the test below
+    # These tests register many people from 127.0.0.1; registrations get their own stack below.
+    "CHORUS_REGISTRATIONS_PER_IP": "1000000",
 }
+REGISTRATIONS_PER_IP = 3
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +62,25 @@ async def people(limited):
         yield make
 
 
-async def login(api: Api, username: str, password: str, *, forwarded_for: str | None = None):
-    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+async def login(api: Api, username: str, password: str, *, forwarded_for: str | None = None,
+                device_cookie: str | None = None):
+    return (await login_response(api, username, password, forwarded_for=forwarded_for,
+                                 device_cookie=device_cookie))[:3]
+
+
+async def login_response(api: Api, username: str, password: str, *, forwarded_for: str | None = None,
+                         device_cookie: str | None = None, headers: dict | None = None):
+    """(status, body, Retry-After, the device cookie set (a Morsel) or None). Cookies are sent by
+    hand: aiohttp's jar keeps none for an IP address, and a test must say which device it is."""
+    headers = dict(headers or {})
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    if device_cookie:
+        headers["Cookie"] = f"{DEVICE_COOKIE}={device_cookie}"
     async with api.http.post(api.base_url + "/api/login", headers=headers,
                              json={"username": username, "password": password}) as response:
-        return response.status, await response.json(), response.headers.get("Retry-After")
+        return (response.status, await response.json(), response.headers.get("Retry-After"),
+                response.cookies.get(DEVICE_COOKIE))
 
 
 # messages per second per WebSocket ------------------------------------------------------
@@ -186,6 +204,106 @@ async def test_successful_logins_do_not_count(limited):
         person = await Person.register(api, limited.ws_url, "regular")
         for _ in range(LOGIN_FAILURES_PER_IP + LOGIN_FAILURES_PER_ACCOUNT):
             assert (await login(api, person.username, person.password))[0] == 200
+
+
+# known devices: the device cookie ------------------------------------------------------
+
+async def owner_with_a_known_device(stack, address: str, name: str) -> tuple[Person, str]:
+    """A person who registered and logged in from ``address``, and the device cookie they got."""
+    async with api_from(stack, address) as api:
+        owner = await Person.register(api, stack.ws_url, name)
+        status, _, _, cookie = await login_response(api, owner.username, owner.password)
+    assert status == 200 and cookie is not None and cookie.value
+    return owner, cookie.value
+
+
+async def lock_out_unknown_devices(stack, address: str, username: str) -> None:
+    """A stranger's wrong passwords from ``address``, until the account refuses unknown devices."""
+    async with api_from(stack, address) as stranger:
+        for _ in range(LOGIN_FAILURES_PER_ACCOUNT):
+            assert (await login(stranger, username, "wrong password!"))[0] == 401
+        status, body, _ = await login(stranger, username, "wrong password!")
+        assert (status, body["error"]["code"]) == (429, "rate_limited"), "the guesser is still stopped"
+
+
+async def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out_of_a_known_device(limited):
+    owner, device = await owner_with_a_known_device(limited, "127.0.0.10", "owner")
+    await lock_out_unknown_devices(limited, "127.0.0.11", owner.username)
+    async with api_from(limited, "127.0.0.10") as api:
+        status, body, _, renewed = await login_response(api, owner.username, owner.password, device_cookie=device)
+        assert status == 200, body
+        assert renewed is not None and renewed.value, "the device cookie is renewed"
+        status, body, _ = await login(api, owner.username, owner.password)
+        assert (status, body["error"]["code"]) == (429, "rate_limited"), "without the cookie: an unknown device"
+
+
+async def test_a_device_cookie_of_another_username_or_tampered_with_is_an_unknown_device(limited):
+    victim, victims_device = await owner_with_a_known_device(limited, "127.0.0.12", "victim")
+    _, mallorys_device = await owner_with_a_known_device(limited, "127.0.0.12", "mallory")
+    await lock_out_unknown_devices(limited, "127.0.0.13", victim.username)
+    tampered = victims_device[:-2] + ("A" if victims_device[-2] != "A" else "B") + victims_device[-1]
+    async with api_from(limited, "127.0.0.12") as api:
+        for cookie in (mallorys_device, tampered, "not a token"):
+            status, _, _ = await login(api, victim.username, victim.password, device_cookie=cookie)
+            assert status == 429, cookie
+        assert (await login(api, victim.username, victim.password, device_cookie=victims_device))[0] == 200
+
+
+async def test_the_device_cookie_is_http_only_same_site_strict_for_the_api_and_long_lived(limited):
+    async with api_from(limited, "127.0.0.14") as api:
+        person = await Person.register(api, limited.ws_url, "cookied")
+        _, _, _, cookie = await login_response(api, person.username, person.password)
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/api"
+    assert not cookie["secure"], "plain http: a Secure cookie would never come back"
+    assert int(cookie["max-age"]) > 300 * 24 * 3600, "long-lived (auth's --device-token-ttl-secs)"
+
+
+async def test_the_device_cookie_is_secure_when_a_trusted_proxy_says_the_browser_used_https(limited):
+    async with api_from(limited, "127.0.0.7") as proxy:
+        person = await Person.register(proxy, limited.ws_url, "secure")
+        https = {"X-Forwarded-Proto": "https"}
+        _, _, _, cookie = await login_response(proxy, person.username, person.password, headers=https,
+                                               forwarded_for="198.51.100.20")
+        assert cookie["secure"]
+    async with api_from(limited, "127.0.0.15") as untrusted:  # its X-Forwarded-Proto is not believed
+        _, _, _, cookie = await login_response(untrusted, person.username, person.password, headers=https)
+        assert not cookie["secure"]
+
+
+# registrations per address ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def registration_limited(start_stack):
+    with start_stack({"CHORUS_REGISTRATIONS_PER_IP": str(REGISTRATIONS_PER_IP),
+                      "CHORUS_TRUSTED_PROXIES": "127.0.0.7"}) as stack:
+        yield stack
+
+
+async def register(api: Api, *, forwarded_for: str | None = None, password: str = "correct horse battery"):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    async with api.http.post(api.base_url + "/api/register", headers=headers,
+                             json={"username": unique("reg"), "password": password}) as response:
+        return response.status, await response.json(), response.headers.get("Retry-After")
+
+
+async def test_registrations_from_one_address_are_limited_there_only(registration_limited):
+    async with api_from(registration_limited, "127.0.0.20") as api:
+        assert (await register(api, password="short"))[0] == 400, "refused ones cost nothing and do not count"
+        for _ in range(REGISTRATIONS_PER_IP):
+            assert (await register(api))[0] == 201
+        status, body, retry_after = await register(api)
+        assert (status, body["error"]["code"]) == (429, "rate_limited"), body
+        assert int(retry_after) >= 1
+    async with api_from(registration_limited, "127.0.0.21") as elsewhere:
+        assert (await register(elsewhere))[0] == 201
+
+
+async def test_behind_a_trusted_proxy_registrations_count_per_forwarded_client(registration_limited):
+    async with api_from(registration_limited, "127.0.0.7") as proxy:
+        for _ in range(REGISTRATIONS_PER_IP):
+            assert (await register(proxy, forwarded_for="198.51.100.30"))[0] == 201
+        assert (await register(proxy, forwarded_for="198.51.100.30"))[0] == 429
+        assert (await register(proxy, forwarded_for="198.51.100.31"))[0] == 201, "another client of the proxy"
 
 
 # sizes (the settings are read and enforced) ---------------------------------------------

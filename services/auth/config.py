@@ -31,6 +31,8 @@ DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0
 DEFAULT_LOGIN_FAILURES_PER_ACCOUNT = 10  # per window, then Login answers RESOURCE_EXHAUSTED
 DEFAULT_LOGIN_FAILURE_WINDOW_SECS = 300.0
+DEFAULT_LOGIN_FAILURES_PER_DEVICE = 10  # per window, for a caller with a valid device token
+DEFAULT_DEVICE_TOKEN_TTL_SECS = 365 * 24 * 3600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,13 +52,26 @@ class Settings:
         "failed logins to one account per window before Login refuses even the right password",
     )] = DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
     login_failure_window_secs: Annotated[PositiveFloat, Setting(
-        "--login-failure-window-secs", "CHORUS_LOGIN_FAILURE_WINDOW_SECS", "the window of the failed-login limit",
+        "--login-failure-window-secs", "CHORUS_LOGIN_FAILURE_WINDOW_SECS", "the window of the failed-login limits",
     )] = DEFAULT_LOGIN_FAILURE_WINDOW_SECS
+    login_failures_per_device: Annotated[PositiveInt, Setting(
+        "--login-failures-per-device", "CHORUS_LOGIN_FAILURES_PER_DEVICE",
+        "failed logins per window from a device that logged in as that username before "
+        "(it presents a device token); these do not count against the account",
+    )] = DEFAULT_LOGIN_FAILURES_PER_DEVICE
+    device_token_ttl_secs: Annotated[PositiveInt, Setting(
+        "--device-token-ttl-secs", "CHORUS_DEVICE_TOKEN_TTL_SECS",
+        "how long a device stays known after a login (the gateway's device cookie)",
+    )] = DEFAULT_DEVICE_TOKEN_TTL_SECS
     ready_file: Annotated[ReadyFile, ready_file_setting("auth")] = None
 
     @property
     def login_failures(self) -> Rate:
         return Rate.per_window(self.login_failures_per_account, self.login_failure_window_secs)
+
+    @property
+    def device_login_failures(self) -> Rate:
+        return Rate.per_window(self.login_failures_per_device, self.login_failure_window_secs)
 
 
 _TOKEN_KEY = Row("token_key_text", str | None, None, Setting(

@@ -46,8 +46,10 @@ class InvalidToken(CallerError):
 
 
 class TooManyFailedLogins(CallerError):
-    def __init__(self, retry_after_secs: float) -> None:
-        super().__init__("too many failed logins for this account; try again later")
+    def __init__(self, retry_after_secs: float, *, known_device: bool = False) -> None:
+        super().__init__("too many failed logins from this device; try again later" if known_device else
+                         "too many failed logins for this account from unknown devices; try again later "
+                         "(or from a device you logged in from before)")
         self.retry_after_secs = retry_after_secs
 
 

@@ -19,7 +19,7 @@ from chorus.auth.passwords import Passwords
 from chorus.auth.server import create_server
 from chorus.auth.servicer import AuthServicer
 from chorus.auth.storage import AuthStore, migrate
-from chorus.auth.tokens import TokenSigner
+from chorus.auth.tokens import DeviceTokens, TokenSigner
 from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
@@ -39,7 +39,9 @@ def run(settings: Settings) -> int:
         store.purge_expired_revocations()
         servicer = AuthServicer(store, Passwords(), TokenSigner(settings.token_key,
                                                                 ttl_secs=settings.token_ttl_secs),
-                                login_failures=settings.login_failures)
+                                DeviceTokens(settings.token_key, ttl_secs=settings.device_token_ttl_secs),
+                                login_failures=settings.login_failures,
+                                device_login_failures=settings.device_login_failures)
         try:
             server, port = create_server(settings.listen, servicer, max_workers=settings.max_workers)
         except OSError as exc:

@@ -4,15 +4,28 @@ Domain errors (errors.py) are mapped to a gRPC status in one table; anything
 else is a bug on our side: logged with its traceback, answered INTERNAL with a
 fixed message (no internals leak to the caller), and the server keeps serving.
 
-Failed logins are limited per account (the username as typed, case folded,
-known or not, so the answer says nothing about which names exist): a token
-bucket of ``login_failures`` per account, in this process. Each attempt takes
-a token before the password is checked (so a burst of parallel guesses is
-bounded too), and a success gives it back. With the bucket empty, Login
-answers RESOURCE_EXHAUSTED with ``retry-after`` (seconds) in the trailing
-metadata, without checking the password: the right one is refused too until
-the bucket refills, which is what makes guessing slow. (So anyone can lock an
-account out of logging in for a while; tokens already issued keep working.)
+Failed logins are limited OWASP's "device cookie" way, so that a stranger's
+guesses cannot lock the owner out. Each Login may carry a device token
+(tokens.DeviceTokens) from an earlier successful login of the same username:
+
+- With a valid one, the attempt counts in that device's own bucket
+  (``device_login_failures``, keyed by the device id) and not against the
+  account: the owner logs in from a device they used before, whatever
+  strangers do to the account meanwhile.
+- Without one (none, expired, tampered with, or naming another username: all
+  "untrusted"), it counts in the account's bucket (``login_failures``, keyed by
+  the username as typed, case folded, known or not, so the answer says nothing
+  about which names exist), shared by every untrusted client. With that bucket
+  empty the right password is refused too until it refills: that is what
+  makes online guessing slow; untrusted clients can be locked out this way,
+  known devices cannot.
+
+Each attempt takes a token before the password is checked (so a burst of
+parallel guesses is bounded too), and a success gives it back. With the bucket
+empty, Login answers RESOURCE_EXHAUSTED with ``retry-after`` (seconds) in the
+trailing metadata, without checking the password. A success returns a device
+token (the presented one's device id renewed, or a new one). The buckets live
+in this process.
 """
 
 from __future__ import annotations
@@ -23,12 +36,13 @@ import time
 
 import grpc
 
-from chorus.auth.config import DEFAULT_LOGIN_FAILURE_WINDOW_SECS, DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
+from chorus.auth.config import (DEFAULT_LOGIN_FAILURE_WINDOW_SECS, DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+                                DEFAULT_LOGIN_FAILURES_PER_DEVICE)
 from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, InvalidToken,
                                 StorageUnavailable, TooManyFailedLogins, UsernameTaken)
 from chorus.auth.passwords import Passwords
 from chorus.auth.storage import AccountRecord, AuthStore
-from chorus.auth.tokens import Claims, TokenSigner
+from chorus.auth.tokens import Claims, DeviceTokens, TokenSigner
 from chorus.auth.validation import (account_ids, check_display_name, check_login_name, check_password,
                                     check_username)
 from chorus.common.grpcerrors import reports_errors
@@ -41,6 +55,7 @@ __all__ = ["AuthServicer", "status_for", "INTERNAL_ERROR_DETAILS", "DEFAULT_LOGI
 
 INTERNAL_ERROR_DETAILS = "internal error in the auth service"
 DEFAULT_LOGIN_FAILURES = Rate.per_window(DEFAULT_LOGIN_FAILURES_PER_ACCOUNT, DEFAULT_LOGIN_FAILURE_WINDOW_SECS)
+DEFAULT_DEVICE_LOGIN_FAILURES = Rate.per_window(DEFAULT_LOGIN_FAILURES_PER_DEVICE, DEFAULT_LOGIN_FAILURE_WINDOW_SECS)
 _MAX_LIMIT_KEY_CHARS = 64  # longer usernames cannot exist; keys stay small
 
 _log = logging.getLogger(__name__)
@@ -67,12 +82,16 @@ def _account(record: AccountRecord) -> pb.Account:
 
 
 class AuthServicer(pb_grpc.AuthServicer):
-    def __init__(self, store: AuthStore, passwords: Passwords, signer: TokenSigner, *,
-                 login_failures: Rate = DEFAULT_LOGIN_FAILURES) -> None:
+    def __init__(self, store: AuthStore, passwords: Passwords, signer: TokenSigner, devices: DeviceTokens, *,
+                 login_failures: Rate = DEFAULT_LOGIN_FAILURES,
+                 device_login_failures: Rate = DEFAULT_DEVICE_LOGIN_FAILURES) -> None:
         self._store = store
         self._passwords = passwords
         self._signer = signer
-        self._failed_logins = KeyedLimiter(login_failures)  # see the module docstring
+        self._devices = devices
+        # See the module docstring: untrusted attempts by username key, known devices by device id.
+        self._account_failures = KeyedLimiter(login_failures)
+        self._device_failures = KeyedLimiter(device_login_failures)
         self._failed_logins_lock = threading.Lock()  # the servicer runs on a thread pool
 
     @_reports_errors
@@ -86,22 +105,28 @@ class AuthServicer(pb_grpc.AuthServicer):
     @_reports_errors
     def Login(self, request: pb.LoginRequest, context) -> pb.LoginResponse:
         check_login_name(request.username)
-        key = request.username.casefold()[:_MAX_LIMIT_KEY_CHARS]
+        username_key = request.username.casefold()[:_MAX_LIMIT_KEY_CHARS]
+        device_id = self._devices.device_of(request.device_token, username_key)
+        if device_id is None:
+            limiter, key = self._account_failures, username_key
+        else:
+            limiter, key = self._device_failures, device_id
         with self._failed_logins_lock:
-            wait = self._failed_logins.take(key, time.monotonic())
+            wait = limiter.take(key, time.monotonic())
         if wait:
             context.set_trailing_metadata((("retry-after", f"{wait:.3f}"),))
-            raise TooManyFailedLogins(wait)
+            raise TooManyFailedLogins(wait, known_device=device_id is not None)
         record = self._store.find_by_username(request.username) if request.username else None
         if not self._passwords.verify(record.password_hash if record else None, request.password):
             raise BadCredentials()
         with self._failed_logins_lock:
-            self._failed_logins.give_back(key, time.monotonic())
+            limiter.give_back(key, time.monotonic())
         if self._passwords.needs_rehash(record.password_hash):
             self._store.update_password_hash(record.id, self._passwords.hash(request.password))
         token, claims = self._signer.issue(record.id)
-        return pb.LoginResponse(token=token, account=_account(record),
-                                expires_at_ms=claims.expires_at * 1000)
+        device_token, device_expires_at = self._devices.issue(username_key, device_id)
+        return pb.LoginResponse(token=token, account=_account(record), expires_at_ms=claims.expires_at * 1000,
+                                device_token=device_token, device_expires_at_ms=device_expires_at * 1000)
 
     @_reports_errors
     def Authenticate(self, request: pb.AuthenticateRequest, context) -> pb.AuthenticateResponse:

@@ -1,7 +1,15 @@
-"""Signed, expiring session tokens: HS256 JWTs (PyJWT) with sub, jti, iat, exp.
+"""Signed, expiring tokens: HS256 JWTs (PyJWT), both signed with the token key.
 
-The signature and expiry are checked here; revocation (logout) is a lookup of
-the jti in storage, done by the servicer.
+- Session tokens (``TokenSigner``): sub (account id), jti, iat, exp. The
+  signature and expiry are checked here; revocation (logout) is a lookup of
+  the jti in storage, done by the servicer.
+- Device tokens (``DeviceTokens``): aud "chorus-device", sub (the username key),
+  did (a random device id), iat, exp. OWASP's "device cookie": proof that this
+  device logged in as this username before, so its failed logins are counted
+  per device instead of against the account's lockout. The audience keeps the
+  two kinds apart: PyJWT refuses a token with an audience where none is
+  expected (a device token is never a session token) and one without where one
+  is required (a session token is never a device token).
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ import jwt
 
 from chorus.auth.errors import InvalidToken
 
-__all__ = ["TokenSigner", "Claims", "MIN_KEY_BYTES"]
+__all__ = ["TokenSigner", "Claims", "DeviceTokens", "MIN_KEY_BYTES", "DEVICE_AUDIENCE"]
 
 MIN_KEY_BYTES = 32
 ALGORITHM = "HS256"
+DEVICE_AUDIENCE = "chorus-device"
 
 
 @dataclass(frozen=True)
@@ -64,3 +73,44 @@ class TokenSigner:
         if exp <= now:
             raise InvalidToken("token expired; log in again")
         return Claims(sub, jti, exp)
+
+
+class DeviceTokens:
+    """Issues and checks device tokens (see the module docstring). Pure but for the clock."""
+
+    def __init__(self, key: bytes, *, ttl_secs: int, clock: Callable[[], float] = time.time) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"the token signing key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+        if ttl_secs <= 0:
+            raise ValueError(f"the device token lifetime must be > 0 seconds, got {ttl_secs}")
+        self._key = key
+        self._ttl_secs = ttl_secs
+        self._clock = clock
+
+    def issue(self, username_key: str, device_id: str | None = None) -> tuple[str, int]:
+        """A token naming ``username_key`` and ``device_id`` (a new random one when None),
+        and its expiry (Unix seconds)."""
+        now = int(self._clock())
+        expires_at = now + self._ttl_secs
+        token = jwt.encode({"aud": DEVICE_AUDIENCE, "sub": username_key,
+                            "did": device_id or secrets.token_urlsafe(16), "iat": now, "exp": expires_at},
+                           self._key, algorithm=ALGORITHM)
+        return token, expires_at
+
+    def device_of(self, token: str, username_key: str) -> str | None:
+        """The device id of a valid, unexpired ``token`` issued for ``username_key``; None for
+        anything else (empty, tampered, expired, another username, a session token)."""
+        if not token:
+            return None
+        try:
+            payload = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=DEVICE_AUDIENCE,
+                                 options={"verify_exp": False, "verify_iat": False,
+                                          "require": ["aud", "sub", "did", "exp"]})
+        except jwt.InvalidTokenError:
+            return None
+        exp, sub, did = payload["exp"], payload["sub"], payload["did"]
+        if not isinstance(exp, int) or not isinstance(sub, str) or not isinstance(did, str):
+            return None
+        if exp <= self._clock() or sub != username_key or not did:
+            return None
+        return did

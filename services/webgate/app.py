@@ -78,6 +78,8 @@ async def _backends(app: web.Application, settings: Settings, curve: ClientCurve
         hub=hub,
         login_limiter=KeyedLimiter(Rate.per_window(settings.login_failures_per_ip,
                                                    settings.login_failure_window_secs)),
+        register_limiter=KeyedLimiter(Rate.per_window(settings.registrations_per_ip,
+                                                      settings.registration_window_secs)),
     )
     yield
     for task in tasks:

@@ -49,10 +49,13 @@ class AuthClient(_Client):
             username=username, password=password, display_name=display_name))
         return user_dict(reply.account)
 
-    async def login(self, username: str, password: str) -> tuple[str, dict, int]:
+    async def login(self, username: str, password: str,
+                    device_token: str = "") -> tuple[str, dict, int, tuple[str, int]]:
+        """(token, user, expires_at_ms, (device token, its expiry in ms))."""
         reply = await self._call(self._stub.Login, auth_pb2.LoginRequest(
-            username=username, password=password))
-        return reply.token, user_dict(reply.account), reply.expires_at_ms
+            username=username, password=password, device_token=device_token))
+        return reply.token, user_dict(reply.account), reply.expires_at_ms, (reply.device_token,
+                                                                            reply.device_expires_at_ms)
 
     async def authenticate(self, token: str) -> dict:
         reply = await self._call(self._stub.Authenticate, auth_pb2.AuthenticateRequest(token=token))

@@ -66,6 +66,12 @@ class Settings:
     login_failure_window_secs: Annotated[PositiveFloat, Setting(
         "--login-failure-window-secs", "CHORUS_LOGIN_FAILURE_WINDOW_SECS",
         "the window of the failed-login limits")] = 300.0
+    registrations_per_ip: Annotated[PositiveInt, Setting(  # more: 429
+        "--registrations-per-ip", "CHORUS_REGISTRATIONS_PER_IP",
+        "registrations from one IP address per window")] = 10
+    registration_window_secs: Annotated[PositiveFloat, Setting(
+        "--registration-window-secs", "CHORUS_REGISTRATION_WINDOW_SECS",
+        "the window of the registration limit")] = 3600.0
     # Peers whose X-Forwarded-For names the client (reverse proxies): the per-address login
     # limit then counts the client's address, not the proxy's.
     trusted_proxies: Annotated[Networks, Setting(

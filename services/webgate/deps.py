@@ -25,6 +25,7 @@ class Deps:
     broker: Broker
     hub: Hub
     login_limiter: KeyedLimiter  # failed logins per client address
+    register_limiter: KeyedLimiter  # registrations per client address
     sockets: set = field(default_factory=set)  # every open WebSocketResponse, for shutdown
 
 

@@ -19,8 +19,9 @@ from chorus.common.text import describe_control, forbidden_control
 from chorus.wire.limits import (DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE, MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS,
                                 MAX_SEQ)
 
+from .device_cookie import came_over_https, device_token, set_device_cookie
 from .errors import (ApiError, BadJson, Forbidden, InvalidArgument, NotFound, RateLimited, TooLarge,
-                     Unauthenticated)
+                     Unauthenticated, Unavailable)
 from .deps import DEPS
 from .frames import group_states, message_json
 
@@ -113,16 +114,30 @@ def _group_id(request: web.Request) -> str:
 
 @routes.post("/api/register")
 async def register(request: web.Request) -> web.Response:
+    """Registrations are limited per client address (each costs an argon2 hash); refused ones
+    that cost nothing (invalid input, auth down) are given back."""
+    deps = request.app[DEPS]
     username, password, display_name = _fields(await _body(request), ("username", "password"),
                                                ("display_name",))
-    user = await request.app[DEPS].auth.register(username, password, display_name)
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             deps.settings.trusted_proxies)
+    wait = deps.register_limiter.take(address, time.monotonic())
+    if wait:
+        raise RateLimited("too many registrations from your address; try again later", retry_after_secs=wait)
+    try:
+        user = await deps.auth.register(username, password, display_name)
+    except (InvalidArgument, Unavailable):
+        deps.register_limiter.give_back(address, time.monotonic())
+        raise
     return json_response({"user": user}, 201)
 
 
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
-    """Failed logins are limited per client address here (only the gateway sees it) and per
-    account in the auth service (shared by every gateway); each answers 429 with Retry-After."""
+    """Failed logins are limited per client address here (only the gateway sees it) and, in the
+    auth service (shared by every gateway), per known device (the device cookie, passed on) or
+    per account for unknown devices; each answers 429 with Retry-After. A success sets the
+    device cookie (device_cookie.py)."""
     deps = request.app[DEPS]
     username, password = _fields(await _body(request), ("username", "password"))
     address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
@@ -131,14 +146,18 @@ async def login(request: web.Request) -> web.Response:
     if wait:
         raise RateLimited("too many failed logins from your address; try again later", retry_after_secs=wait)
     try:
-        token, user, expires_at = await deps.auth.login(username, password)
+        token, user, expires_at, device = await deps.auth.login(username, password, device_token(request))
     except Unauthenticated:
         raise  # a wrong password: the attempt counts
     except ApiError:
         deps.login_limiter.give_back(address, time.monotonic())  # not a guess (refused, or auth down)
         raise
     deps.login_limiter.give_back(address, time.monotonic())  # only failures count
-    return json_response({"token": token, "user": user, "expires_at": expires_at})
+    response = json_response({"token": token, "user": user, "expires_at": expires_at})
+    secure = came_over_https(request.scheme, request.headers.get("X-Forwarded-Proto"),
+                             from_trusted_proxy=_is_trusted(request.remote or "", deps.settings.trusted_proxies))
+    set_device_cookie(response, *device, secure=secure)
+    return response
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies) -> str:

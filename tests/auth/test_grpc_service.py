@@ -17,7 +17,7 @@ from chorus.auth.passwords import Passwords
 from chorus.auth.server import SERVICE_NAME, create_server
 from chorus.auth.servicer import INTERNAL_ERROR_DETAILS, AuthServicer, status_for
 from chorus.auth.storage import AuthStore, migrate
-from chorus.auth.tokens import TokenSigner
+from chorus.auth.tokens import DeviceTokens, TokenSigner
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.wire.pb import auth_pb2 as pb
 from chorus.wire.pb import auth_pb2_grpc as pb_grpc
@@ -57,7 +57,8 @@ def accounts(tmp_path):
 
 def serve(store: AuthStore, clock: Clock):
     servicer = AuthServicer(store, Passwords(PasswordHasher(**CHEAP_ARGON2)),
-                            TokenSigner(KEY, ttl_secs=TTL_SECS, clock=clock))
+                            TokenSigner(KEY, ttl_secs=TTL_SECS, clock=clock),
+                            DeviceTokens(KEY, ttl_secs=TTL_SECS, clock=clock))
     server, port = create_server("127.0.0.1:0", servicer, max_workers=4)
     server.start()
     return server, port

@@ -1,4 +1,4 @@
-"""Session tokens: they round-trip, expire on our clock, and refuse anything we did not sign."""
+"""Session and device tokens: they round-trip, expire on our clock, and refuse anything we did not sign."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from chorus.auth.errors import InvalidToken
-from chorus.auth.tokens import MIN_KEY_BYTES, Claims, TokenSigner
+from chorus.auth.tokens import MIN_KEY_BYTES, Claims, DeviceTokens, TokenSigner
 
 KEY = b"k" * MIN_KEY_BYTES
 OTHER_KEY = b"o" * MIN_KEY_BYTES
@@ -204,3 +204,47 @@ def test_the_time_can_be_passed_instead_of_read_from_the_clock(signer, clock):
 def test_a_lifetime_that_is_not_positive_is_refused(ttl_secs):
     with pytest.raises(ValueError, match=f"the token lifetime must be > 0 seconds, got {ttl_secs}"):
         TokenSigner(KEY, ttl_secs=ttl_secs)
+
+
+# device tokens ---------------------------------------------------------------------------
+
+@pytest.fixture
+def devices(clock) -> DeviceTokens:
+    return DeviceTokens(KEY, ttl_secs=TTL_SECS, clock=clock)
+
+
+def test_a_device_token_names_its_username_and_keeps_its_device_id_when_renewed(devices, clock):
+    token, expires_at = devices.issue("alice")
+    device_id = devices.device_of(token, "alice")
+    assert device_id and expires_at == ISSUED_AT + TTL_SECS
+    clock.now += TTL_SECS - 1
+    renewed, _ = devices.issue("alice", device_id)
+    clock.now += 2  # the first has expired, the renewed one has not
+    assert devices.device_of(token, "alice") is None
+    assert devices.device_of(renewed, "alice") == device_id
+
+
+def test_each_new_device_token_is_a_new_device(devices):
+    first, second = devices.issue("alice")[0], devices.issue("alice")[0]
+    assert devices.device_of(first, "alice") != devices.device_of(second, "alice")
+
+
+def test_a_device_token_for_another_username_or_tampered_or_foreign_is_not_trusted(devices, clock):
+    token, _ = devices.issue("alice")
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged_payload = base64.urlsafe_b64encode(json.dumps({**claims, "sub": "bob"}).encode()).rstrip(b"=").decode()
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    assert devices.device_of(token, "bob") is None, "issued for another username"
+    assert devices.device_of(f"{header}.{forged_payload}.{signature}", "bob") is None, "payload changed"
+    assert devices.device_of(f"{header}.{payload}.{flipped}", "alice") is None, "signature changed"
+    assert DeviceTokens(OTHER_KEY, ttl_secs=TTL_SECS, clock=clock).device_of(token, "alice") is None
+    assert devices.device_of("", "alice") is None and devices.device_of("garbage", "alice") is None
+
+
+def test_device_tokens_and_session_tokens_are_not_interchangeable(devices, signer):
+    device_token, _ = devices.issue("alice")
+    with pytest.raises(InvalidToken):
+        signer.verify(device_token)
+    session_token, _ = signer.issue("alice")
+    assert devices.device_of(session_token, "alice") is None

@@ -17,5 +17,6 @@ def fuzz_stack(start_stack):
         "CHORUS_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
         "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000000",
         "CHORUS_MAX_SESSIONS_PER_ACCOUNT": "1000000",
+        "CHORUS_REGISTRATIONS_PER_IP": "1000000",
     }) as stack:
         yield stack

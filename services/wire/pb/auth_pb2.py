@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63horus/wire/pb/auth.proto\x12\x0e\x63horus.auth.v1\"=\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"K\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"<\n\x10RegisterResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"_\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\"$\n\x13\x41uthenticateRequest\x12\r\n\x05token\x18\x01 \x01(\t\"W\n\x14\x41uthenticateResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\"\x1e\n\rLogoutRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"!\n\x12GetAccountsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"@\n\x13GetAccountsResponse\x12)\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x17.chorus.auth.v1.Account2\x97\x03\n\x04\x41uth\x12M\n\x08Register\x12\x1f.chorus.auth.v1.RegisterRequest\x1a .chorus.auth.v1.RegisterResponse\x12\x44\n\x05Login\x12\x1c.chorus.auth.v1.LoginRequest\x1a\x1d.chorus.auth.v1.LoginResponse\x12Y\n\x0c\x41uthenticate\x12#.chorus.auth.v1.AuthenticateRequest\x1a$.chorus.auth.v1.AuthenticateResponse\x12G\n\x06Logout\x12\x1d.chorus.auth.v1.LogoutRequest\x1a\x1e.chorus.auth.v1.LogoutResponse\x12V\n\x0bGetAccounts\x12\".chorus.auth.v1.GetAccountsRequest\x1a#.chorus.auth.v1.GetAccountsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63horus/wire/pb/auth.proto\x12\x0e\x63horus.auth.v1\"=\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"K\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"<\n\x10RegisterResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\"H\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65vice_token\x18\x03 \x01(\t\"\x93\x01\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x14\n\x0c\x64\x65vice_token\x18\x04 \x01(\t\x12\x1c\n\x14\x64\x65vice_expires_at_ms\x18\x05 \x01(\x03\"$\n\x13\x41uthenticateRequest\x12\r\n\x05token\x18\x01 \x01(\t\"W\n\x14\x41uthenticateResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\"\x1e\n\rLogoutRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"!\n\x12GetAccountsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"@\n\x13GetAccountsResponse\x12)\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x17.chorus.auth.v1.Account2\x97\x03\n\x04\x41uth\x12M\n\x08Register\x12\x1f.chorus.auth.v1.RegisterRequest\x1a .chorus.auth.v1.RegisterResponse\x12\x44\n\x05Login\x12\x1c.chorus.auth.v1.LoginRequest\x1a\x1d.chorus.auth.v1.LoginResponse\x12Y\n\x0c\x41uthenticate\x12#.chorus.auth.v1.AuthenticateRequest\x1a$.chorus.auth.v1.AuthenticateResponse\x12G\n\x06Logout\x12\x1d.chorus.auth.v1.LogoutRequest\x1a\x1e.chorus.auth.v1.LogoutResponse\x12V\n\x0bGetAccounts\x12\".chorus.auth.v1.GetAccountsRequest\x1a#.chorus.auth.v1.GetAccountsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,21 +38,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERRESPONSE']._serialized_start=185
   _globals['_REGISTERRESPONSE']._serialized_end=245
   _globals['_LOGINREQUEST']._serialized_start=247
-  _globals['_LOGINREQUEST']._serialized_end=297
-  _globals['_LOGINRESPONSE']._serialized_start=299
-  _globals['_LOGINRESPONSE']._serialized_end=394
-  _globals['_AUTHENTICATEREQUEST']._serialized_start=396
-  _globals['_AUTHENTICATEREQUEST']._serialized_end=432
-  _globals['_AUTHENTICATERESPONSE']._serialized_start=434
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=521
-  _globals['_LOGOUTREQUEST']._serialized_start=523
-  _globals['_LOGOUTREQUEST']._serialized_end=553
-  _globals['_LOGOUTRESPONSE']._serialized_start=555
-  _globals['_LOGOUTRESPONSE']._serialized_end=571
-  _globals['_GETACCOUNTSREQUEST']._serialized_start=573
-  _globals['_GETACCOUNTSREQUEST']._serialized_end=606
-  _globals['_GETACCOUNTSRESPONSE']._serialized_start=608
-  _globals['_GETACCOUNTSRESPONSE']._serialized_end=672
-  _globals['_AUTH']._serialized_start=675
-  _globals['_AUTH']._serialized_end=1082
+  _globals['_LOGINREQUEST']._serialized_end=319
+  _globals['_LOGINRESPONSE']._serialized_start=322
+  _globals['_LOGINRESPONSE']._serialized_end=469
+  _globals['_AUTHENTICATEREQUEST']._serialized_start=471
+  _globals['_AUTHENTICATEREQUEST']._serialized_end=507
+  _globals['_AUTHENTICATERESPONSE']._serialized_start=509
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=596
+  _globals['_LOGOUTREQUEST']._serialized_start=598
+  _globals['_LOGOUTREQUEST']._serialized_end=628
+  _globals['_LOGOUTRESPONSE']._serialized_start=630
+  _globals['_LOGOUTRESPONSE']._serialized_end=646
+  _globals['_GETACCOUNTSREQUEST']._serialized_start=648
+  _globals['_GETACCOUNTSREQUEST']._serialized_end=681
+  _globals['_GETACCOUNTSRESPONSE']._serialized_start=683
+  _globals['_GETACCOUNTSRESPONSE']._serialized_end=747
+  _globals['_AUTH']._serialized_start=750
+  _globals['_AUTH']._serialized_end=1157
 # @@protoc_insertion_point(module_scope)

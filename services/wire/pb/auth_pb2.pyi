@@ -33,22 +33,28 @@ class RegisterResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("username", "password")
+    __slots__ = ("username", "password", "device_token")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     username: str
     password: str
-    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    device_token: str
+    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., device_token: _Optional[str] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
-    __slots__ = ("token", "account", "expires_at_ms")
+    __slots__ = ("token", "account", "expires_at_ms", "device_token", "device_expires_at_ms")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     token: str
     account: Account
     expires_at_ms: int
-    def __init__(self, token: _Optional[str] = ..., account: _Optional[_Union[Account, _Mapping]] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+    device_token: str
+    device_expires_at_ms: int
+    def __init__(self, token: _Optional[str] = ..., account: _Optional[_Union[Account, _Mapping]] = ..., expires_at_ms: _Optional[int] = ..., device_token: _Optional[str] = ..., device_expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class AuthenticateRequest(_message.Message):
     __slots__ = ("token",)

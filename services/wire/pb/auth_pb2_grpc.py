@@ -72,7 +72,12 @@ class AuthServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Checks a password and issues a signed token that expires.
+        """Checks a password and issues a signed token that expires, and a device
+        token for this username on this device. Failed logins are limited per
+        device for a caller that presents a valid device token of this username,
+        and per account for everyone else (RESOURCE_EXHAUSTED, trailing metadata
+        retry-after in seconds): a stranger's guesses cannot lock the owner out of
+        a device they logged in from before.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

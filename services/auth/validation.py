@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from chorus.auth.errors import InvalidInput
+from chorus.common.names import name_problem
 from chorus.common.text import describe_control, forbidden_control
 
 __all__ = ["USERNAME_MIN_CHARS", "USERNAME_MAX_CHARS", "PASSWORD_MIN_CHARS", "PASSWORD_MAX_CHARS",
@@ -52,27 +52,16 @@ def check_password(password: str) -> str:
 
 
 def check_display_name(display_name: str, *, default: str) -> str:
-    """The display name stripped, or ``default`` when empty; printable characters only."""
+    """The display name stripped, or ``default`` when empty; the rules of chorus.common.names
+    (no control or bidi characters, something visible, no mixed-script look-alikes)."""
     name = display_name.strip()
     if not name:
         return default
     if len(name) > DISPLAY_NAME_MAX_CHARS:
         raise InvalidInput(f"display name must be at most {DISPLAY_NAME_MAX_CHARS} characters")
-    if any(_is_control(ch) for ch in name):
-        raise InvalidInput("display name must not contain control characters")
+    if (problem := name_problem(name, "display name")) is not None:
+        raise InvalidInput(problem)
     return name
-
-
-# Bidi embeddings, overrides and isolates: they reorder the text around the name in a chat.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _is_control(ch: str) -> bool:
-    """Controls (Cc: NUL, newline, ESC...), line/paragraph separators, lone surrogates and bidi
-    controls. Other format characters (Cf) stay allowed because emoji sequences need the
-    zero-width joiner and tag characters, and unassigned code points (Cn) stay allowed
-    because emoji newer than Python's Unicode database are unassigned to it."""
-    return unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} or ch in _BIDI_CONTROLS
 
 
 def account_ids(ids) -> list[str]:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
-from chorus.common.text import describe_control, forbidden_control
+from chorus.common.text import describe_control, forbidden_control, is_invisible
 from chorus.wire.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
@@ -311,7 +311,7 @@ class BrokerCore:
         return [reply(identity, request_id, states=broker_pb2.States(groups=[state]))]
 
     def _check_text(self, text: str) -> None:
-        if not text.strip():
+        if is_invisible(text):  # blank, or only zero-width and other invisible characters
             raise BadRequest("text is blank")
         if len(text) > self._max_text_chars:
             raise BadRequest(f"text is over {self._max_text_chars} characters")

@@ -4,7 +4,7 @@
     ├── CallerError                 the request cannot succeed as sent
     │   ├── InvalidInput            -> INVALID_ARGUMENT  (bad name, bad id, bad limit)
     │   ├── GroupNotFound           -> NOT_FOUND
-    │   ├── GroupNameTaken          -> ALREADY_EXISTS    (names are unique ignoring case)
+    │   ├── GroupNameTaken          -> ALREADY_EXISTS    (unique ignoring case and look-alikes)
     │   └── LimitReached            -> FAILED_PRECONDITION
     │       ├── GroupFull           ("group has reached N members")
     │       └── TooManyGroups       ("an account may join at most N groups")
@@ -49,8 +49,11 @@ class GroupNotFound(CallerError):
 
 
 class GroupNameTaken(CallerError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"a group named {name!r} already exists")
+    def __init__(self, name: str, existing: str | None = None) -> None:
+        if existing is None or existing == name:
+            super().__init__(f"a group named {name!r} already exists")
+        else:
+            super().__init__(f"a group named {existing!r} already exists, and {name!r} looks the same")
         self.name = name
 
 

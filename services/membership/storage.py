@@ -2,8 +2,9 @@
 
 Invariants:
 - The tables never leave this module: callers get frozen ``GroupInfo`` values.
-- A group's name is unique ignoring case: the unique index is on ``name_key``
-  (see validation.name_key), so two racing creates cannot both win.
+- A group's name is unique ignoring case and look-alike characters: the unique
+  index is on ``name_key`` (see validation.name_key), so two racing creates
+  cannot both win. Keys depend on ICU's data; name_keys.py recomputes them.
 - An account is in a group at most once: (group_id, account_id) is the primary
   key, so racing joins cannot duplicate a row; the loser is "already a member".
 - The owner joins in the same transaction that creates the group; owners may
@@ -137,9 +138,9 @@ class MembershipStore:
                 session.commit()
             except IntegrityError:
                 session.rollback()
-                taken = session.exec(select(GroupRow.id).where(GroupRow.name_key == key)).first()
+                taken = session.exec(select(GroupRow.name).where(GroupRow.name_key == key)).first()
                 if taken is not None:
-                    raise GroupNameTaken(name) from None
+                    raise GroupNameTaken(name, taken) from None
                 raise
         return GroupInfo(id=group_id, name=name, owner_id=owner_id, member_count=1)
 

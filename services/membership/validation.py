@@ -1,17 +1,20 @@
 """Pure input rules for groups and ids; no I/O, so everything here is tested without a database.
 
 Invariants the rest of the service relies on once a value has passed through here:
-- a group name is stripped, 1..MAX_GROUP_NAME_CHARS characters, with no control characters;
-- two names are "the same" exactly when their ``name_key`` is equal (case and
-  Unicode composition ignored), which is what the unique index is built on;
+- a group name is stripped, 1..MAX_GROUP_NAME_CHARS characters, and follows the
+  rules for every name people show each other (chorus.common.names: no control
+  or bidi characters, something visible, no mixed-script look-alikes);
+- two names are "the same" exactly when their ``name_key`` is equal (case,
+  compatibility forms and look-alike characters ignored: "Alice" and "Аlice"
+  with a Cyrillic А, "paypal" and "paypaI"), which is what the unique index is
+  built on;
 - an id is 1..MAX_ID_CHARS printable characters (so no NUL, newline or other
   control character can reach logs, topics or SQL parameters).
 """
 
 from __future__ import annotations
 
-import unicodedata
-
+from chorus.common.names import confusable_key, name_problem
 from chorus.membership.errors import InvalidInput
 from chorus.wire.limits import MAX_ID_CHARS
 
@@ -39,20 +42,16 @@ def group_name(raw: str) -> str:
         raise InvalidInput("group name must not be empty")
     if len(name) > MAX_GROUP_NAME_CHARS:
         raise InvalidInput(f"group name must be at most {MAX_GROUP_NAME_CHARS} characters, got {len(name)}")
-    # Cc covers NUL, tabs and newlines; format characters (Cf) stay allowed because
-    # emoji sequences need the zero-width joiner.
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        raise InvalidInput("group name must not contain control characters")
+    if (problem := name_problem(name, "group name")) is not None:
+        raise InvalidInput(problem)
     return name
 
 
 def name_key(name: str) -> str:
-    """The uniqueness key of a valid group name: "Chat", "CHAT" and "chat" share one key.
-
-    casefold() rather than lower() so that e.g. "STRASSE" and "straße" collide;
-    NFC so that a precomposed "é" and "e" + combining accent collide too.
-    """
-    return unicodedata.normalize("NFC", name.casefold())
+    """The uniqueness key of a group name: "Chat", "CHAT" and "chat" share one key, and so do
+    "Alice" and "Аlice" (Cyrillic А), "STRASSE" and "straße", a precomposed "é" and "e" with a
+    combining accent (chorus.common.names.confusable_key). Directory searches compare keys too."""
+    return confusable_key(name)
 
 
 def check_id(raw: str, *, field: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import orjson
 from websockets.frames import Frame, Opcode
 
-from chorus.common.text import describe_control, forbidden_control
+from chorus.common.text import describe_control, forbidden_control, is_invisible
 from chorus.wire.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_SEQ
 from chorus.wire.senders import SYSTEM_SENDER_ID
 
@@ -113,7 +113,7 @@ def _send(obj: dict, ref, max_text_chars: int) -> SendFrame:
         raise InvalidArgument("'text' must be a string", ref=ref)
     if len(text) > max_text_chars:
         raise TooLarge(f"text is {len(text)} characters; the limit is {max_text_chars}", ref=ref)
-    if not text.strip():
+    if is_invisible(text):  # blank, or only zero-width and other invisible characters
         raise InvalidArgument("text is blank", ref=ref)
     if (char := forbidden_control(text)) is not None:
         raise InvalidArgument(describe_control("text", char), ref=ref)

@@ -51,7 +51,7 @@ def test_non_member_post_is_refused_and_not_published(core):
     assert reply_of(out).failure.code == broker_pb2.Failure.NOT_MEMBER
 
 
-@pytest.mark.parametrize("text, why", [("   ", "blank"), ("x" * 21, "over 20"),
+@pytest.mark.parametrize("text, why", [("   ", "blank"), ("\u200b\u2060\u3164", "blank"), ("x" * 21, "over 20"),
                                        ("a\u0000b", "U+0000"), ("\x1b[2J", "U+001B")])
 def test_bad_text_is_refused(core, text, why):
     open_session(core, "s1", "alice", ["g1"])
@@ -224,7 +224,7 @@ def test_system_post_needs_no_membership_and_is_sequenced_like_any_message(core)
 
 @pytest.mark.parametrize("name, text, why", [
     ("", "hi", "sender_name"), ("x" * 65, "hi", "sender_name"), ("bad\nname", "hi", "sender_name"),
-    ("Bot", "  ", "blank"), ("Bot", "y" * 21, "over 20")])
+    ("Bot", "  ", "blank"), ("Bot", "\u200b", "blank"), ("Bot", "y" * 21, "over 20")])
 def test_bad_system_posts_are_refused(core, fake_store, name, text, why):
     failure = reply_of(system_post(core, "g1", name, text)).failure
     assert failure.code == broker_pb2.Failure.BAD_REQUEST and why in failure.message

@@ -37,6 +37,7 @@ def test_valid_frames_parse_into_types():
     ({"op": "send", "group": 5, "text": "hi"}, InvalidArgument, "'group'"),
     ({"op": "send", "group": "g", "text": None}, InvalidArgument, "'text'"),
     ({"op": "send", "group": "g", "text": "  \n"}, InvalidArgument, "blank"),
+    ({"op": "send", "group": "g", "text": "\u200b\u200d\u3164"}, InvalidArgument, "blank"),  # only invisible
     ({"op": "send", "group": "g", "text": "x" * (LIMIT + 1)}, TooLarge, "limit is 10"),
     ({"op": "send", "group": "g" * 65, "text": "x"}, InvalidArgument, "longer than 64"),
     ({"op": "auth"}, InvalidArgument, "'token'"),

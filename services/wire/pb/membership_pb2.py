@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63horus/wire/pb/membership.proto\x12\x14\x63horus.membership.v1\"I\n\x05Group\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x14\n\x0cmember_count\x18\x04 \x01(\x05\"4\n\x12\x43reateGroupRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"A\n\x13\x43reateGroupResponse\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\"8\n\x10JoinGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"P\n\x11JoinGroupResponse\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"9\n\x11LeaveGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"Q\n\x12LeaveGroupResponse\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"+\n\x15ListUserGroupsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"E\n\x16ListUserGroupsResponse\x12+\n\x06groups\x18\x01 \x03(\x0b\x32\x1b.chorus.membership.v1.Group\"+\n\x17ListGroupMembersRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"/\n\x18ListGroupMembersResponse\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"6\n\x11ListGroupsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"J\n\x12ListGroupsResponse\x12\x34\n\x06groups\x18\x01 \x03(\x0b\x32$.chorus.membership.v1.DirectoryEntry\"L\n\x0e\x44irectoryEntry\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\x12\x0e\n\x06joined\x18\x02 \x01(\x08\x32\xf0\x04\n\nMembership\x12\x62\n\x0b\x43reateGroup\x12(.chorus.membership.v1.CreateGroupRequest\x1a).chorus.membership.v1.CreateGroupResponse\x12\\\n\tJoinGroup\x12&.chorus.membership.v1.JoinGroupRequest\x1a\'.chorus.membership.v1.JoinGroupResponse\x12_\n\nLeaveGroup\x12\'.chorus.membership.v1.LeaveGroupRequest\x1a(.chorus.membership.v1.LeaveGroupResponse\x12k\n\x0eListUserGroups\x12+.chorus.membership.v1.ListUserGroupsRequest\x1a,.chorus.membership.v1.ListUserGroupsResponse\x12q\n\x10ListGroupMembers\x12-.chorus.membership.v1.ListGroupMembersRequest\x1a..chorus.membership.v1.ListGroupMembersResponse\x12_\n\nListGroups\x12\'.chorus.membership.v1.ListGroupsRequest\x1a(.chorus.membership.v1.ListGroupsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63horus/wire/pb/membership.proto\x12\x14\x63horus.membership.v1\"I\n\x05Group\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x14\n\x0cmember_count\x18\x04 \x01(\x05\"4\n\x12\x43reateGroupRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"A\n\x13\x43reateGroupResponse\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\"8\n\x10JoinGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"P\n\x11JoinGroupResponse\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"9\n\x11LeaveGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"Q\n\x12LeaveGroupResponse\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"+\n\x15ListUserGroupsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"E\n\x16ListUserGroupsResponse\x12+\n\x06groups\x18\x01 \x03(\x0b\x32\x1b.chorus.membership.v1.Group\"J\n\x17ListGroupMembersRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\"D\n\x18ListGroupMembersResponse\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"U\n\x11ListGroupsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\r\n\x05query\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"_\n\x12ListGroupsResponse\x12\x34\n\x06groups\x18\x01 \x03(\x0b\x32$.chorus.membership.v1.DirectoryEntry\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"L\n\x0e\x44irectoryEntry\x12*\n\x05group\x18\x01 \x01(\x0b\x32\x1b.chorus.membership.v1.Group\x12\x0e\n\x06joined\x18\x02 \x01(\x08\"7\n\x0fIsMemberRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"\"\n\x10IsMemberResponse\x12\x0e\n\x06member\x18\x01 \x01(\x08\x32\xcb\x05\n\nMembership\x12\x62\n\x0b\x43reateGroup\x12(.chorus.membership.v1.CreateGroupRequest\x1a).chorus.membership.v1.CreateGroupResponse\x12\\\n\tJoinGroup\x12&.chorus.membership.v1.JoinGroupRequest\x1a\'.chorus.membership.v1.JoinGroupResponse\x12_\n\nLeaveGroup\x12\'.chorus.membership.v1.LeaveGroupRequest\x1a(.chorus.membership.v1.LeaveGroupResponse\x12k\n\x0eListUserGroups\x12+.chorus.membership.v1.ListUserGroupsRequest\x1a,.chorus.membership.v1.ListUserGroupsResponse\x12q\n\x10ListGroupMembers\x12-.chorus.membership.v1.ListGroupMembersRequest\x1a..chorus.membership.v1.ListGroupMembersResponse\x12_\n\nListGroups\x12\'.chorus.membership.v1.ListGroupsRequest\x1a(.chorus.membership.v1.ListGroupsResponse\x12Y\n\x08IsMember\x12%.chorus.membership.v1.IsMemberRequest\x1a&.chorus.membership.v1.IsMemberResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,15 +50,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTUSERGROUPSRESPONSE']._serialized_start=580
   _globals['_LISTUSERGROUPSRESPONSE']._serialized_end=649
   _globals['_LISTGROUPMEMBERSREQUEST']._serialized_start=651
-  _globals['_LISTGROUPMEMBERSREQUEST']._serialized_end=694
-  _globals['_LISTGROUPMEMBERSRESPONSE']._serialized_start=696
-  _globals['_LISTGROUPMEMBERSRESPONSE']._serialized_end=743
-  _globals['_LISTGROUPSREQUEST']._serialized_start=745
-  _globals['_LISTGROUPSREQUEST']._serialized_end=799
-  _globals['_LISTGROUPSRESPONSE']._serialized_start=801
-  _globals['_LISTGROUPSRESPONSE']._serialized_end=875
-  _globals['_DIRECTORYENTRY']._serialized_start=877
-  _globals['_DIRECTORYENTRY']._serialized_end=953
-  _globals['_MEMBERSHIP']._serialized_start=956
-  _globals['_MEMBERSHIP']._serialized_end=1580
+  _globals['_LISTGROUPMEMBERSREQUEST']._serialized_end=725
+  _globals['_LISTGROUPMEMBERSRESPONSE']._serialized_start=727
+  _globals['_LISTGROUPMEMBERSRESPONSE']._serialized_end=795
+  _globals['_LISTGROUPSREQUEST']._serialized_start=797
+  _globals['_LISTGROUPSREQUEST']._serialized_end=882
+  _globals['_LISTGROUPSRESPONSE']._serialized_start=884
+  _globals['_LISTGROUPSRESPONSE']._serialized_end=979
+  _globals['_DIRECTORYENTRY']._serialized_start=981
+  _globals['_DIRECTORYENTRY']._serialized_end=1057
+  _globals['_ISMEMBERREQUEST']._serialized_start=1059
+  _globals['_ISMEMBERREQUEST']._serialized_end=1114
+  _globals['_ISMEMBERRESPONSE']._serialized_start=1116
+  _globals['_ISMEMBERRESPONSE']._serialized_end=1150
+  _globals['_MEMBERSHIP']._serialized_start=1153
+  _globals['_MEMBERSHIP']._serialized_end=1868
 # @@protoc_insertion_point(module_scope)

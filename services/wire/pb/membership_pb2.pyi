@@ -77,30 +77,42 @@ class ListUserGroupsResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[Group, _Mapping]]] = ...) -> None: ...
 
 class ListGroupMembersRequest(_message.Message):
-    __slots__ = ("group_id",)
+    __slots__ = ("group_id", "limit", "cursor")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
     group_id: str
-    def __init__(self, group_id: _Optional[str] = ...) -> None: ...
+    limit: int
+    cursor: str
+    def __init__(self, group_id: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
 
 class ListGroupMembersResponse(_message.Message):
-    __slots__ = ("account_ids",)
+    __slots__ = ("account_ids", "next_cursor")
     ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
     account_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_cursor: str
+    def __init__(self, account_ids: _Optional[_Iterable[str]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
 
 class ListGroupsRequest(_message.Message):
-    __slots__ = ("account_id", "limit")
+    __slots__ = ("account_id", "limit", "query", "cursor")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     limit: int
-    def __init__(self, account_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    query: str
+    cursor: str
+    def __init__(self, account_id: _Optional[str] = ..., limit: _Optional[int] = ..., query: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
 
 class ListGroupsResponse(_message.Message):
-    __slots__ = ("groups",)
+    __slots__ = ("groups", "next_cursor")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[DirectoryEntry]
-    def __init__(self, groups: _Optional[_Iterable[_Union[DirectoryEntry, _Mapping]]] = ...) -> None: ...
+    next_cursor: str
+    def __init__(self, groups: _Optional[_Iterable[_Union[DirectoryEntry, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
 
 class DirectoryEntry(_message.Message):
     __slots__ = ("group", "joined")
@@ -109,3 +121,17 @@ class DirectoryEntry(_message.Message):
     group: Group
     joined: bool
     def __init__(self, group: _Optional[_Union[Group, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...
+
+class IsMemberRequest(_message.Message):
+    __slots__ = ("group_id", "account_id")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    account_id: str
+    def __init__(self, group_id: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
+
+class IsMemberResponse(_message.Message):
+    __slots__ = ("member",)
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    member: bool
+    def __init__(self, member: _Optional[bool] = ...) -> None: ...

@@ -64,6 +64,11 @@ class MembershipStub:
                 request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsRequest.SerializeToString,
                 response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsResponse.FromString,
                 _registered_method=True)
+        self.IsMember = channel.unary_unary(
+                '/chorus.membership.v1.Membership/IsMember',
+                request_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.IsMemberRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.IsMemberResponse.FromString,
+                _registered_method=True)
 
 
 class MembershipServicer:
@@ -98,14 +103,22 @@ class MembershipServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListGroupMembers(self, request, context):
-        """The accounts in a group.
+        """The accounts in a group, in the order they joined, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListGroups(self, request, context):
-        """The group directory, so people can find groups to join, ordered by name.
+        """The group directory, so people can find groups to join, ordered by name
+        key, a page at a time, optionally only the names containing `query`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IsMember(self, request, context):
+        """Whether an account is in a group; NOT_FOUND for an unknown group.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,6 +156,11 @@ def add_MembershipServicer_to_server(servicer, server):
                     servicer.ListGroups,
                     request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsRequest.FromString,
                     response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsResponse.SerializeToString,
+            ),
+            'IsMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.IsMember,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_membership__pb2.IsMemberRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_membership__pb2.IsMemberResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +325,33 @@ class Membership:
             '/chorus.membership.v1.Membership/ListGroups',
             chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsRequest.SerializeToString,
             chorus_dot_wire_dot_pb_dot_membership__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IsMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chorus.membership.v1.Membership/IsMember',
+            chorus_dot_wire_dot_pb_dot_membership__pb2.IsMemberRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_membership__pb2.IsMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,

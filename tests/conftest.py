@@ -186,7 +186,8 @@ def services(tmp_path):
         started["auth"] = Service("auth", ["--listen", "127.0.0.1:0", *data], env, tmp_path).start()
         membership = started["membership"] = Service("membership", [
             "--listen", "127.0.0.1:0", *data, "--broker-router", router,
-            "--keys-dir", str(keys / "membership")], env, tmp_path).start()
+            "--auth", started["auth"].address("grpc"), "--keys-dir", str(keys / "membership")],
+            env, tmp_path).start()
         broker = started["broker"] = Service("broker", [
             "--router", router, "--pub", "tcp://127.0.0.1:0", *data, "--grpc-listen", "127.0.0.1:0",
             "--membership", membership.address("grpc"), "--keys-dir", str(keys / "broker")],

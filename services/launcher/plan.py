@@ -1,7 +1,7 @@
 """What `chorus up` runs, and where: no I/O, so it is tested with plain asserts.
 
 - The services start in ``SERVICES`` order. Each one is told the addresses of those
-  before it; membership is also told the broker's ROUTER, which starts after it, so
+  before it (membership asks auth which accounts exist); membership is also told the broker's ROUTER, which starts after it, so
   that port must be fixed (``config`` refuses 0 for it).
 - A port given as 0 is learned from the service's readiness line and then kept:
   a restarted service binds the same port again, so the others reconnect to it.
@@ -59,7 +59,8 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
     commands = {
         "auth": ["--listen", listen("auth_port"), *data],
         "membership": ["--listen", listen("membership_port"), *data,
-                       "--broker-router", f"tcp://{at('broker_router_port')}", *keys("membership")],
+                       "--broker-router", f"tcp://{at('broker_router_port')}", "--auth", at("auth_port"),
+                       *keys("membership")],
         "broker": ["--router", f"tcp://{listen('broker_router_port')}", "--pub", f"tcp://{listen('broker_pub_port')}",
                    *data, "--grpc-listen", listen("broker_grpc_port"), "--membership", at("membership_port"),
                    *keys("broker")],

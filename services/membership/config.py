@@ -4,6 +4,10 @@ Precedence for each value: the flag, else its environment variable, else the
 default. For the database: --database-url, else $CHORUS_MEMBERSHIP_DATABASE_URL,
 else $DATABASE_URL, else the SQLite file membership.db in the data directory.
 
+Auth: account ids are checked with the auth service at --auth
+($CHORUS_AUTH_ADDRESS, the variable webgate reads too) before a group is
+created for one or one joins; each check waits at most --auth-timeout-secs.
+
 Broker: committed joins and leaves are announced to the broker's ROUTER at
 --broker-router ($CHORUS_BROKER_ROUTER_ADDRESS, the variable webgate reads
 too); "none" or an empty value turns that off (``broker_router`` is None).
@@ -23,7 +27,7 @@ from chorus.common.config import (ENDPOINT_OFF, INSECURE_PLAINTEXT, KEYS_DIR, Ho
 from chorus.common.settings import Setting, add_flags, read, table
 from chorus.membership.broker_notifier import DEFAULT_CLOSE_TIMEOUT_SECS, DEFAULT_MAX_QUEUED_CHANGES
 from chorus.membership.validation import DEFAULT_MAX_GROUPS_PER_ACCOUNT, DEFAULT_MAX_MEMBERS_PER_GROUP
-from chorus.wire.endpoints import DEFAULT_BROKER_ROUTER, DEFAULT_MEMBERSHIP_ADDRESS
+from chorus.wire.endpoints import DEFAULT_AUTH_ADDRESS, DEFAULT_BROKER_ROUTER, DEFAULT_MEMBERSHIP_ADDRESS
 
 __all__ = [
     "Settings",
@@ -39,6 +43,7 @@ __all__ = [
 DEFAULT_LISTEN = DEFAULT_MEMBERSHIP_ADDRESS
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0
+DEFAULT_AUTH_TIMEOUT_SECS = 5.0
 BROKER_DISABLED = ENDPOINT_OFF
 
 
@@ -71,6 +76,13 @@ class Settings:
         "--broker-flush-secs", "CHORUS_MEMBERSHIP_BROKER_FLUSH_SECS",
         "at shutdown, time left to deliver changes the broker has not confirmed",
     )] = DEFAULT_CLOSE_TIMEOUT_SECS
+    auth_address: Annotated[HostPort, Setting(
+        "--auth", "CHORUS_AUTH_ADDRESS", "HOST:PORT of the auth service, asked whether account ids exist",
+    )] = DEFAULT_AUTH_ADDRESS
+    auth_timeout_secs: Annotated[PositiveFloat, Setting(
+        "--auth-timeout-secs", "CHORUS_MEMBERSHIP_AUTH_TIMEOUT_SECS",
+        "deadline for asking auth; past it the call is UNAVAILABLE",
+    )] = DEFAULT_AUTH_TIMEOUT_SECS
     keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
     insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
     ready_file: Annotated[ReadyFile, ready_file_setting("membership")] = None

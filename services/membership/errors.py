@@ -4,11 +4,13 @@
     ├── CallerError                 the request cannot succeed as sent
     │   ├── InvalidInput            -> INVALID_ARGUMENT  (bad name, bad id, bad limit)
     │   ├── GroupNotFound           -> NOT_FOUND
+    │   ├── AccountNotFound         -> NOT_FOUND         (auth knows no such account)
     │   ├── GroupNameTaken          -> ALREADY_EXISTS    (unique ignoring case and look-alikes)
     │   └── LimitReached            -> FAILED_PRECONDITION
     │       ├── GroupFull           ("group has reached N members")
     │       └── TooManyGroups       ("an account may join at most N groups")
-    └── StorageUnavailable          -> UNAVAILABLE       (our side: the database; retryable)
+    ├── StorageUnavailable          -> UNAVAILABLE       (our side: the database; retryable)
+    └── AuthUnavailable             -> UNAVAILABLE       (peer: auth could not be asked; retryable)
 
 The store raises these; the servicer maps them to a gRPC status in one place.
 Messages are written for the person at the other end, so they never include
@@ -22,11 +24,13 @@ __all__ = [
     "CallerError",
     "InvalidInput",
     "GroupNotFound",
+    "AccountNotFound",
     "GroupNameTaken",
     "LimitReached",
     "GroupFull",
     "TooManyGroups",
     "StorageUnavailable",
+    "AuthUnavailable",
 ]
 
 
@@ -46,6 +50,12 @@ class GroupNotFound(CallerError):
     def __init__(self, group_id: str) -> None:
         super().__init__(f"no group with id {group_id!r}")
         self.group_id = group_id
+
+
+class AccountNotFound(CallerError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"no account with id {account_id!r}")
+        self.account_id = account_id
 
 
 class GroupNameTaken(CallerError):
@@ -75,3 +85,7 @@ class TooManyGroups(LimitReached):
 
 class StorageUnavailable(MembershipError):
     """The database could not be reached or is locked; the request may succeed later."""
+
+
+class AuthUnavailable(MembershipError):
+    """The auth service could not say whether an account exists; the request may succeed later."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+import grpc
 import zmq
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -25,6 +26,7 @@ from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.curve import ClientCurve, KeysError
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
+from chorus.membership.accounts import AuthAccounts
 from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
 from chorus.membership.config import Settings
 from chorus.membership.server import create_server
@@ -39,6 +41,7 @@ def run(settings: Settings) -> int:
     except ValueError as exc:
         return _fail(str(exc), code=2)
     notifier: Notifier = NullNotifier()
+    auth_channel = grpc.insecure_channel(settings.auth_address)
     try:
         migrate(engine)
         store = MembershipStore(
@@ -60,7 +63,9 @@ def run(settings: Settings) -> int:
                 return _fail(f"--broker-router {settings.broker_router}: {exc}", code=2)
             notifier = broker_notifier
         try:
-            server, port = create_server(settings.listen, store, settings, notifier=notifier)
+            server, port = create_server(settings.listen, store, settings, notifier=notifier,
+                                         accounts=AuthAccounts(auth_channel,
+                                                               timeout_secs=settings.auth_timeout_secs))
         except OSError as exc:
             return _fail(str(exc), code=2)
         address = join_host_port(parse_host_port(settings.listen)[0], port)
@@ -71,6 +76,7 @@ def run(settings: Settings) -> int:
         return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)
     finally:
         notifier.close(settings.broker_flush_secs)
+        auth_channel.close()
         engine.dispose()
 
 

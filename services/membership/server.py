@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from chorus.common.grpcserver import create_grpc_server
+from chorus.membership.accounts import Accounts
 from chorus.membership.broker_notifier import Notifier, NullNotifier
 from chorus.membership.config import Settings
 from chorus.membership.servicer import MembershipServicer
@@ -18,14 +19,16 @@ SERVICE_NAME = membership_pb2.DESCRIPTOR.services_by_name["Membership"].full_nam
 
 
 def create_server(
-    address: str, store: MembershipStore, settings: Settings, *, notifier: Notifier | None = None
+    address: str, store: MembershipStore, settings: Settings, *, accounts: Accounts,
+    notifier: Notifier | None = None
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server and its port (``address`` may use port 0).
 
-    ``notifier`` hears every committed join and leave (default: nobody). The caller owns it
-    and closes it after the server has stopped. Raises OSError when ``address`` cannot be bound.
+    ``accounts`` says which account ids exist (accounts.AuthAccounts asks auth). ``notifier``
+    hears every committed join and leave (default: nobody). The caller owns both and closes
+    them after the server has stopped. Raises OSError when ``address`` cannot be bound.
     """
-    servicer = MembershipServicer(store, notifier or NullNotifier())
+    servicer = MembershipServicer(store, accounts, notifier or NullNotifier())
     return create_grpc_server(
         address,
         add_servicers=lambda server: membership_pb2_grpc.add_MembershipServicer_to_server(servicer, server),

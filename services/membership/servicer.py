@@ -13,16 +13,25 @@ accounts share ``_ACCOUNT_LOCK_STRIPES`` locks), so a join and a leave of the
 same account racing on two threads cannot be announced in the wrong order.
 ``notify`` never blocks, so the lock is held for the transaction only. (Two
 membership processes on one database do not share these locks.)
+
+CreateGroup's owner and JoinGroup's account must be accounts auth knows
+(accounts.py), checked before the transaction. Lists come a page at a time;
+cursors are opaque to callers (validation.encode_cursor): the directory's is
+the last (sort_key, id), the member list's the last (joined_at, account_id).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 import grpc
 
+from chorus.membership.accounts import Accounts
 from chorus.membership.errors import (
+    AccountNotFound,
+    AuthUnavailable,
     GroupNameTaken,
     GroupNotFound,
     InvalidInput,
@@ -34,15 +43,16 @@ from chorus.common.grpcerrors import reports_errors
 from chorus.common.grpcerrors import status_for as common_status_for
 from chorus.membership.broker_notifier import Notifier, NullNotifier
 from chorus.membership.storage import GroupInfo, MembershipStore
-from chorus.membership.validation import page_size
+from chorus.membership.validation import decode_cursor, encode_cursor, page_size
 from chorus.wire.pb import membership_pb2 as pb
 from chorus.wire.pb import membership_pb2_grpc as pb_grpc
 
-__all__ = ["MembershipServicer", "DEFAULT_DIRECTORY_PAGE_SIZE", "MAX_DIRECTORY_PAGE_SIZE", "status_for",
-           "INTERNAL_ERROR_DETAILS"]
+__all__ = ["MembershipServicer", "DEFAULT_DIRECTORY_PAGE_SIZE", "MAX_DIRECTORY_PAGE_SIZE", "MAX_MEMBER_PAGE_SIZE",
+           "status_for", "INTERNAL_ERROR_DETAILS"]
 
 DEFAULT_DIRECTORY_PAGE_SIZE = 200  # ListGroups with limit 0
 MAX_DIRECTORY_PAGE_SIZE = 1000  # larger limits are capped, not refused
+MAX_MEMBER_PAGE_SIZE = 1000  # ListGroupMembers' default and cap: what one auth GetAccounts call takes
 INTERNAL_ERROR_DETAILS = "internal error in the membership service"
 _ACCOUNT_LOCK_STRIPES = 64
 
@@ -50,9 +60,11 @@ _ACCOUNT_LOCK_STRIPES = 64
 _STATUS_BY_ERROR: dict[type[MembershipError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     GroupNotFound: grpc.StatusCode.NOT_FOUND,
+    AccountNotFound: grpc.StatusCode.NOT_FOUND,
     GroupNameTaken: grpc.StatusCode.ALREADY_EXISTS,
     LimitReached: grpc.StatusCode.FAILED_PRECONDITION,
     StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+    AuthUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 
@@ -70,8 +82,9 @@ def _group(info: GroupInfo) -> pb.Group:
 
 
 class MembershipServicer(pb_grpc.MembershipServicer):
-    def __init__(self, store: MembershipStore, notifier: Notifier | None = None) -> None:
+    def __init__(self, store: MembershipStore, accounts: Accounts, notifier: Notifier | None = None) -> None:
         self._store = store
+        self._accounts = accounts
         self._notifier = notifier or NullNotifier()
         self._account_locks = [threading.Lock() for _ in range(_ACCOUNT_LOCK_STRIPES)]
 
@@ -84,6 +97,7 @@ class MembershipServicer(pb_grpc.MembershipServicer):
 
     @_reports_errors
     def CreateGroup(self, request: pb.CreateGroupRequest, context) -> pb.CreateGroupResponse:
+        self._accounts.require(request.owner_id, field="owner_id")
         with self._ordered(request.owner_id):
             info = self._store.create_group(request.owner_id, request.name)
             self._announce(info.owner_id, info, joined=True)
@@ -91,6 +105,7 @@ class MembershipServicer(pb_grpc.MembershipServicer):
 
     @_reports_errors
     def JoinGroup(self, request: pb.JoinGroupRequest, context) -> pb.JoinGroupResponse:
+        self._accounts.require(request.account_id, field="account_id")
         with self._ordered(request.account_id):
             info, changed = self._store.join(request.group_id, request.account_id)
             if changed:
@@ -112,13 +127,34 @@ class MembershipServicer(pb_grpc.MembershipServicer):
 
     @_reports_errors
     def ListGroupMembers(self, request: pb.ListGroupMembersRequest, context) -> pb.ListGroupMembersResponse:
-        return pb.ListGroupMembersResponse(account_ids=self._store.members_of(request.group_id))
+        limit = page_size(request.limit, default=MAX_MEMBER_PAGE_SIZE, maximum=MAX_MEMBER_PAGE_SIZE)
+        after = None
+        if request.cursor:
+            joined_at, account_id = decode_cursor(request.cursor, parts=2)
+            after = (_timestamp(joined_at), account_id)
+        page = self._store.member_page(request.group_id, limit, after)
+        next_cursor = "" if page.next_after is None else encode_cursor(page.next_after[0].isoformat(),
+                                                                       page.next_after[1])
+        return pb.ListGroupMembersResponse(account_ids=page.account_ids, next_cursor=next_cursor)
 
     @_reports_errors
     def ListGroups(self, request: pb.ListGroupsRequest, context) -> pb.ListGroupsResponse:
         limit = page_size(request.limit, default=DEFAULT_DIRECTORY_PAGE_SIZE, maximum=MAX_DIRECTORY_PAGE_SIZE)
+        after = decode_cursor(request.cursor, parts=2) if request.cursor else None
         # proto3 strings have no "unset": an empty account_id means "no viewer".
-        entries = self._store.directory(request.account_id or None, limit)
+        page = self._store.directory_page(request.account_id or None, limit, query=request.query, after=after)
         return pb.ListGroupsResponse(
-            groups=[pb.DirectoryEntry(group=_group(info), joined=joined) for info, joined in entries]
+            groups=[pb.DirectoryEntry(group=_group(info), joined=joined) for info, joined in page.entries],
+            next_cursor="" if page.next_after is None else encode_cursor(*page.next_after),
         )
+
+    @_reports_errors
+    def IsMember(self, request: pb.IsMemberRequest, context) -> pb.IsMemberResponse:
+        return pb.IsMemberResponse(member=self._store.is_member(request.group_id, request.account_id))
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("cursor is not one this service gave out; start again without it") from None

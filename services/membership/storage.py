@@ -14,8 +14,13 @@ Invariants:
   first, so members per group is exact; on SQLite (and for groups per account
   everywhere) a burst of simultaneous joins can overshoot by the few that raced.
   The limits guard against abuse, not billing, so that is accepted.
-- "Ordered by name" means by ``name_key`` in code-point order on both backends,
-  so the directory reads the same whatever the PostgreSQL server's locale.
+- "Ordered by name" means by ``sort_key`` (the name case folded, NFKC: not the
+  look-alike ``name_key``, under which "Movies" would sort as "rnovles" and
+  "1" as "l"), then id, in code-point order on both backends, so the directory
+  reads the same whatever the PostgreSQL server's locale.
+- Pages are keyset pages: the directory continues after a (sort_key, id)
+  pair, member lists after a (joined_at, account_id) pair, so a page never
+  repeats or skips an entry that stayed put while someone paged, however deep.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, case, delete, func, tuple_
+from sqlalchemy import DateTime, and_, case, delete, func, or_, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
@@ -49,9 +54,11 @@ from chorus.membership.validation import (
     check_id,
     group_name,
     name_key,
+    search_query,
+    sort_key,
 )
 
-__all__ = ["GroupInfo", "MembershipStore", "SCHEMA", "migrate"]
+__all__ = ["GroupInfo", "DirectoryPage", "MemberPage", "MembershipStore", "SCHEMA", "migrate"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +69,7 @@ class GroupRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     name: str = Field(max_length=MAX_GROUP_NAME_CHARS)
     name_key: str = Field(unique=True)  # no max_length: casefold() may lengthen ("ß" -> "ss")
+    sort_key: str = Field(index=True)  # the order of the directory and of an account's groups
     owner_id: str = Field(max_length=MAX_ID_CHARS)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
 
@@ -93,6 +101,18 @@ class GroupInfo:
     member_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryPage:
+    entries: list[tuple[GroupInfo, bool]]  # each group with whether the viewer has joined it
+    next_after: tuple[str, str] | None     # (sort_key, id) to continue after; None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPage:
+    account_ids: list[str]
+    next_after: tuple[datetime, str] | None  # (joined_at, account_id) to continue after; None: last page
+
+
 _database_errors = translate_database_errors(
     StorageUnavailable, "the membership database is unavailable; try again", _log)
 
@@ -120,7 +140,7 @@ class MembershipStore:
         self._max_members_per_group = max_members_per_group
         self._max_groups_per_account = max_groups_per_account
         is_postgres = engine.dialect.name == "postgresql"
-        self._by_name = GroupRow.name_key.collate("C") if is_postgres else GroupRow.name_key
+        self._sort_key = GroupRow.sort_key.collate("C") if is_postgres else GroupRow.sort_key
 
     @_database_errors
     def create_group(self, owner_id: str, name: str) -> GroupInfo:
@@ -132,7 +152,8 @@ class MembershipStore:
         with Session(self._engine) as session:
             self._check_account_room(session, owner_id)
             try:
-                session.add(GroupRow(id=group_id, name=name, name_key=key, owner_id=owner_id, created_at=now))
+                session.add(GroupRow(id=group_id, name=name, name_key=key, sort_key=sort_key(name),
+                                     owner_id=owner_id, created_at=now))
                 session.flush()  # the group row must exist before the membership that points at it
                 session.add(MembershipRow(group_id=group_id, account_id=owner_id, joined_at=now))
                 session.commit()
@@ -195,7 +216,7 @@ class MembershipStore:
                 select(*_HEAD)
                 .join(MembershipRow, MembershipRow.group_id == GroupRow.id)
                 .where(MembershipRow.account_id == account_id)
-                .order_by(self._by_name)
+                .order_by(self._sort_key, GroupRow.id)
             ).all()
             return [info for info, _ in self._summaries(session, heads, viewer=None)]
 
@@ -225,16 +246,61 @@ class MembershipStore:
             return [(group_id, account_id) for group_id, account_id in session.exec(query).all()]
 
     @_database_errors
+    def member_page(self, group_id: str, limit: int,
+                    after: tuple[datetime, str] | None = None) -> MemberPage:
+        """Up to ``limit`` account ids of the group in the order they joined, after ``after``."""
+        group_id = check_id(group_id, field="group_id")
+        if limit < 1:
+            raise InvalidInput(f"limit must be >= 1, got {limit}")
+        query = (select(MembershipRow.account_id, MembershipRow.joined_at)
+                 .where(MembershipRow.group_id == group_id)
+                 .order_by(MembershipRow.joined_at, MembershipRow.account_id).limit(limit + 1))
+        if after is not None:
+            joined_at, account_id = after
+            query = query.where(or_(MembershipRow.joined_at > joined_at,
+                                    and_(MembershipRow.joined_at == joined_at, MembershipRow.account_id > account_id)))
+        with Session(self._engine) as session:
+            self._head(session, group_id, lock=False)
+            rows = session.exec(query).all()
+        more, rows = len(rows) > limit, rows[:limit]
+        return MemberPage([row.account_id for row in rows],
+                          (rows[-1].joined_at, rows[-1].account_id) if more else None)
+
+    @_database_errors
+    def is_member(self, group_id: str, account_id: str) -> bool:
+        """Whether ``account_id`` is in the group; GroupNotFound for an unknown group."""
+        group_id = check_id(group_id, field="group_id")
+        account_id = check_id(account_id, field="account_id")
+        with Session(self._engine) as session:
+            self._head(session, group_id, lock=False)
+            return self._is_member(session, group_id, account_id)
+
     def directory(self, account_id: str | None, limit: int) -> list[tuple[GroupInfo, bool]]:
-        """Up to ``limit`` groups ordered by name, each with whether ``account_id`` has joined it
-        (always False when ``account_id`` is None)."""
+        """The first page of ``directory_page``'s entries."""
+        return self.directory_page(account_id, limit).entries
+
+    @_database_errors
+    def directory_page(self, account_id: str | None, limit: int, *, query: str = "",
+                       after: tuple[str, str] | None = None) -> DirectoryPage:
+        """Up to ``limit`` groups ordered by name after ``after`` (a page's ``next_after``), each
+        with whether ``account_id`` has joined it (always False when ``account_id`` is None). With
+        ``query``, only the groups whose name key contains the query's (case, look-alikes ignored)."""
         if account_id is not None:
             account_id = check_id(account_id, field="account_id")
         if limit < 1:
             raise InvalidInput(f"limit must be >= 1, got {limit}")
+        statement = (select(*_HEAD, GroupRow.sort_key).order_by(self._sort_key, GroupRow.id).limit(limit + 1))
+        if after is not None:
+            after_sort_key, after_id = after
+            statement = statement.where(or_(self._sort_key > after_sort_key,
+                                            and_(GroupRow.sort_key == after_sort_key, GroupRow.id > after_id)))
+        if query := search_query(query):
+            statement = statement.where(GroupRow.name_key.contains(name_key(query), autoescape=True))
         with Session(self._engine) as session:
-            heads = session.exec(select(*_HEAD).order_by(self._by_name).limit(limit)).all()
-            return self._summaries(session, heads, viewer=account_id)
+            rows = session.exec(statement).all()
+            more, rows = len(rows) > limit, rows[:limit]
+            return DirectoryPage(self._summaries(session, rows, viewer=account_id),
+                                 (rows[-1].sort_key, rows[-1].id) if more else None)
 
     def _head(self, session: Session, group_id: str, *, lock: bool):
         """The group's (id, name, owner_id); with ``lock``, held until the transaction ends

@@ -14,7 +14,14 @@ Invariants the rest of the service relies on once a value has passed through her
 
 from __future__ import annotations
 
+import base64
+import binascii
+import unicodedata
+
+import orjson
+
 from chorus.common.names import confusable_key, name_problem
+from chorus.common.text import describe_control, forbidden_control
 from chorus.membership.errors import InvalidInput
 from chorus.wire.limits import MAX_ID_CHARS
 
@@ -25,9 +32,16 @@ __all__ = [
     "DEFAULT_MAX_GROUPS_PER_ACCOUNT",
     "group_name",
     "name_key",
+    "sort_key",
     "check_id",
     "page_size",
+    "search_query",
+    "encode_cursor",
+    "decode_cursor",
+    "MAX_QUERY_CHARS",
 ]
+
+MAX_QUERY_CHARS = 128  # a directory search longer than this cannot be part of any name
 
 MAX_GROUP_NAME_CHARS = 64
 # Defaults for the two configurable limits (Settings and MembershipStore take the real values).
@@ -54,6 +68,12 @@ def name_key(name: str) -> str:
     return confusable_key(name)
 
 
+def sort_key(name: str) -> str:
+    """The order of groups by name: case folded, NFKC, so "apple" < "Banana" < "cherry" (the
+    look-alike ``name_key`` is for sameness, not order: it reads "Movies" as "rnovles")."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFKC", name).casefold())
+
+
 def check_id(raw: str, *, field: str) -> str:
     """``raw`` unchanged when it is a usable opaque id, else InvalidInput naming ``field``."""
     if not raw:
@@ -72,3 +92,31 @@ def page_size(requested: int, *, default: int, maximum: int) -> int:
     if requested == 0:
         return default
     return min(requested, maximum)
+
+
+def search_query(raw: str) -> str:
+    """A directory search as typed, stripped; "" for none. InvalidInput for a control character
+    (PostgreSQL cannot even compare NUL) or an absurd length."""
+    query = raw.strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"query must be at most {MAX_QUERY_CHARS} characters, got {len(query)}")
+    if (char := forbidden_control(query)) is not None:
+        raise InvalidInput(describe_control("query", char))
+    return query
+
+
+def encode_cursor(*parts: str) -> str:
+    """An opaque cursor for the next page: the position's parts, JSON in URL-safe base64."""
+    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, parts: int) -> tuple[str, ...]:
+    """The parts ``encode_cursor`` put in; InvalidInput for anything it did not make."""
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        decoded = None
+    if (not isinstance(decoded, list) or len(decoded) != parts
+            or not all(isinstance(p, str) and forbidden_control(p) is None for p in decoded)):
+        raise InvalidInput("cursor is not one this service gave out; start again without it")
+    return tuple(decoded)

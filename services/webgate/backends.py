@@ -83,17 +83,27 @@ class MembershipClient(_Client):
                                  membership_pb2.ListUserGroupsRequest(account_id=account_id))
         return {g.id: g.name for g in reply.groups}
 
-    async def members(self, group_id: str) -> list[str]:
-        """The group's account ids; NotFound for an unknown group."""
-        reply = await self._call(self._stub.ListGroupMembers,
-                                 membership_pb2.ListGroupMembersRequest(group_id=group_id))
-        return list(reply.account_ids)
+    async def is_member(self, group_id: str, account_id: str) -> bool:
+        """Whether the account is in the group; NotFound for an unknown group."""
+        reply = await self._call(self._stub.IsMember, membership_pb2.IsMemberRequest(
+            group_id=group_id, account_id=account_id))
+        return reply.member
 
-    async def directory(self, account_id: str) -> list[dict]:
-        reply = await self._call(self._stub.ListGroups,
-                                 membership_pb2.ListGroupsRequest(account_id=account_id))
-        return [{**group_dict(e.group), "member_count": e.group.member_count, "joined": e.joined}
-                for e in reply.groups]
+    async def members(self, group_id: str, cursor: str = "") -> tuple[list[str], str | None]:
+        """One page of the group's account ids (at most what one auth GetAccounts call takes) and
+        the cursor of the next page (None on the last); NotFound for an unknown group."""
+        reply = await self._call(self._stub.ListGroupMembers,
+                                 membership_pb2.ListGroupMembersRequest(group_id=group_id, cursor=cursor))
+        return list(reply.account_ids), reply.next_cursor or None
+
+    async def directory(self, account_id: str, query: str = "",
+                        cursor: str = "") -> tuple[list[dict], str | None]:
+        """One page of the directory (only names containing ``query`` when given) and the
+        cursor of the next page (None on the last)."""
+        reply = await self._call(self._stub.ListGroups, membership_pb2.ListGroupsRequest(
+            account_id=account_id, query=query, cursor=cursor))
+        return ([{**group_dict(e.group), "member_count": e.group.member_count, "joined": e.joined}
+                 for e in reply.groups], reply.next_cursor or None)
 
     async def create_group(self, owner_id: str, name: str) -> dict:
         reply = await self._call(self._stub.CreateGroup,

@@ -30,6 +30,7 @@ __all__ = ["routes", "error_middleware", "json_response", "DEPS", "client_addres
 log = logging.getLogger(__name__)
 
 MAX_FIELD_CHARS = 1024  # no single field of ours is longer; services check the real limits
+MAX_CURSOR_CHARS = 1024  # membership's cursors are far shorter; it checks them
 _SECRET_FIELDS = frozenset({"password"})
 
 routes = web.RouteTableDef()
@@ -212,21 +213,37 @@ async def history(request: web.Request) -> web.Response:
 
 @routes.get("/api/groups/{group_id}/members")
 async def members(request: web.Request) -> web.Response:
+    """A page of the members (``?cursor=`` from the previous page's ``next_cursor``)."""
     deps = request.app[DEPS]
     user = await _account(request)
     group_id = _group_id(request)
-    ids = await _require_member(deps, group_id, user["id"])
+    cursor = _query_text(request.query, "cursor", MAX_CURSOR_CHARS)
+    await _require_member(deps, group_id, user["id"])
+    ids, next_cursor = await deps.membership.members(group_id, cursor)
     profiles = await deps.auth.accounts(ids)
     online = await deps.broker.online(group_id)
-    return json_response({"members": [{**profiles[i], "online": i in online} for i in ids if i in profiles]})
+    return json_response({"members": [{**profiles[i], "online": i in online} for i in ids if i in profiles],
+                          "next_cursor": next_cursor})
 
 
-async def _require_member(deps, group_id: str, account_id: str) -> list[str]:
-    """The group's member ids; NotFound for an unknown group, Forbidden for a non-member."""
-    ids = await deps.membership.members(group_id)
-    if account_id not in ids:
+async def _require_member(deps, group_id: str, account_id: str) -> None:
+    """NotFound for an unknown group, Forbidden for a non-member."""
+    if not await deps.membership.is_member(group_id, account_id):
         raise Forbidden("you are not a member of this group")
-    return ids
+
+
+def _query_text(query, name: str, max_chars: int) -> str:
+    """A text query parameter ("" when absent): at most ``max_chars``, no control characters."""
+    text = query.get(name, "")
+    if len(text) > max_chars:
+        raise InvalidArgument(f"{name!r} is longer than {max_chars} characters")
+    if (char := forbidden_control(text)) is not None:
+        raise InvalidArgument(describe_control(repr(name), char))
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{name!r} is not valid UTF-8") from None
+    return text
 
 
 def _query_int(query, name: str, *, default: int | None, low: int, high: int = MAX_SEQ) -> int | None:
@@ -240,8 +257,13 @@ def _query_int(query, name: str, *, default: int | None, low: int, high: int = M
 
 @routes.get("/api/groups")
 async def directory(request: web.Request) -> web.Response:
+    """A page of the directory by name: ``?q=`` keeps the names containing it (case and
+    look-alikes ignored), ``?cursor=`` continues from the previous page's ``next_cursor``."""
     user = await _account(request)
-    return json_response({"groups": await request.app[DEPS].membership.directory(user["id"])})
+    query = _query_text(request.query, "q", MAX_FIELD_CHARS)
+    cursor = _query_text(request.query, "cursor", MAX_CURSOR_CHARS)
+    groups, next_cursor = await request.app[DEPS].membership.directory(user["id"], query, cursor)
+    return json_response({"groups": groups, "next_cursor": next_cursor})
 
 
 @routes.post("/api/groups")

@@ -123,13 +123,13 @@ def assert_confirmed(notifier: BrokerNotifier, within_secs: float = ANNOUNCED_WI
 
 
 @contextmanager
-def membership_service(tmp_path, notifier: BrokerNotifier):
+def membership_service(tmp_path, notifier: BrokerNotifier, accounts):
     """The real membership gRPC server on a free port, announcing through ``notifier``."""
     url = sqlite_url(tmp_path, "membership")
     engine = create_db_engine(url)
     migrate(engine)
     server, port = create_server("127.0.0.1:0", MembershipStore(engine),
-                                 Settings(database_url=url, max_workers=8), notifier=notifier)
+                                 Settings(database_url=url, max_workers=8), notifier=notifier, accounts=accounts)
     notifier.start()
     server.start()
     try:
@@ -191,9 +191,9 @@ def unused_router_endpoint() -> str:
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def test_create_join_and_leave_by_another_backend_reach_the_broker_within_a_second(tmp_path, watched_broker):
+def test_create_join_and_leave_by_another_backend_reach_the_broker_within_a_second(tmp_path, watched_broker, accounts):
     running, events = watched_broker
-    with membership_service(tmp_path, BrokerNotifier(running.router)) as stub:
+    with membership_service(tmp_path, BrokerNotifier(running.router), accounts) as stub:
         general = create(stub, "General", owner="u_owner")
         assert_announced(events, "u_owner", general, joined=True)
         assert join(stub, general, "u_ann").changed
@@ -203,9 +203,9 @@ def test_create_join_and_leave_by_another_backend_reach_the_broker_within_a_seco
         assert_nothing_announced(events)
 
 
-def test_changes_that_change_nothing_are_not_announced(tmp_path, watched_broker):
+def test_changes_that_change_nothing_are_not_announced(tmp_path, watched_broker, accounts):
     running, events = watched_broker
-    with membership_service(tmp_path, BrokerNotifier(running.router)) as stub:
+    with membership_service(tmp_path, BrokerNotifier(running.router), accounts) as stub:
         general = create(stub, "General", owner="u_owner")
         assert_announced(events, "u_owner", general, joined=True)
         assert not join(stub, general, "u_owner").changed
@@ -215,11 +215,11 @@ def test_changes_that_change_nothing_are_not_announced(tmp_path, watched_broker)
         assert_nothing_announced(events)
 
 
-def test_each_accounts_changes_arrive_in_the_order_they_were_committed(tmp_path, watched_broker):
+def test_each_accounts_changes_arrive_in_the_order_they_were_committed(tmp_path, watched_broker, accounts):
     running, events = watched_broker
-    accounts = [f"u_{i}" for i in range(4)]
+    people = [f"u_{i}" for i in range(4)]
     rounds = 10
-    with membership_service(tmp_path, BrokerNotifier(running.router)) as stub:
+    with membership_service(tmp_path, BrokerNotifier(running.router), accounts) as stub:
         general = create(stub, "General", owner="u_owner")
         assert_announced(events, "u_owner", general, joined=True)
 
@@ -228,25 +228,25 @@ def test_each_accounts_changes_arrive_in_the_order_they_were_committed(tmp_path,
                 assert join(stub, general, account).changed
                 assert leave(stub, general, account).changed
 
-        threads = [threading.Thread(target=churn, args=(account,)) for account in accounts]
+        threads = [threading.Thread(target=churn, args=(account,)) for account in people]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
-        seen: dict[str, list[bool]] = {account: [] for account in accounts}
-        for _ in range(len(accounts) * rounds * 2):
+        seen: dict[str, list[bool]] = {account: [] for account in people}
+        for _ in range(len(people) * rounds * 2):
             event = events.next_event(ANNOUNCED_WITHIN_SECS)
             assert event is not None
             seen[event.account_id].append(event.joined)
-        assert seen == {account: [True, False] * rounds for account in accounts}
+        assert seen == {account: [True, False] * rounds for account in people}
         assert_nothing_announced(events)
 
 
 def test_with_the_broker_down_rpcs_succeed_at_once_and_changes_arrive_when_it_comes_up(tmp_path, broker,
-                                                                                   watchers):
+                                                                                   watchers, accounts):
     endpoint = unused_router_endpoint()
     notifier = BrokerNotifier(endpoint, retry_pause_secs=0.1)
-    with membership_service(tmp_path, notifier) as stub:
+    with membership_service(tmp_path, notifier, accounts) as stub:
         started = time.monotonic()
         general = create(stub, "General", owner="u_owner")
         assert join(stub, general, "u_ann").changed
@@ -263,12 +263,12 @@ def test_with_the_broker_down_rpcs_succeed_at_once_and_changes_arrive_when_it_co
         assert_nothing_announced(events)
 
 
-def test_a_stalled_broker_gets_each_change_once_when_it_recovers(tmp_path, broker, watchers):
+def test_a_stalled_broker_gets_each_change_once_when_it_recovers(tmp_path, broker, watchers, accounts):
     stalled = broker()  # bound, so connections succeed, but nothing is read until start()
     events = stalled.watch()
     watchers.append(events)
     notifier = BrokerNotifier(stalled.router, reply_timeout_secs=0.2, retry_pause_secs=0.05)
-    with membership_service(tmp_path, notifier) as stub:
+    with membership_service(tmp_path, notifier, accounts) as stub:
         general = create(stub, "General", owner="u_owner")
         time.sleep(1.0)  # several attempts time out meanwhile
         assert notifier.pending() == 1
@@ -277,13 +277,13 @@ def test_a_stalled_broker_gets_each_change_once_when_it_recovers(tmp_path, broke
         assert_nothing_announced(events, wait_secs=0.5)
 
 
-def test_a_restarted_broker_hears_the_next_change(tmp_path, broker, watchers):
+def test_a_restarted_broker_hears_the_next_change(tmp_path, broker, watchers, accounts):
     first = broker("first")
     events = first.watch()
     watchers.append(events)
     first.start()
     notifier = BrokerNotifier(first.router, retry_pause_secs=0.1)
-    with membership_service(tmp_path, notifier) as stub:
+    with membership_service(tmp_path, notifier, accounts) as stub:
         general = create(stub, "General", owner="u_owner")
         assert_announced(events, "u_owner", general, joined=True)
         first.stop()
@@ -295,20 +295,20 @@ def test_a_restarted_broker_hears_the_next_change(tmp_path, broker, watchers):
         assert_announced(events, "u_ann", general, joined=True, within_secs=BROKER_COMES_UP_WITHIN_SECS)
 
 
-def test_close_logs_each_change_the_broker_never_confirmed(tmp_path, caplog):
+def test_close_logs_each_change_the_broker_never_confirmed(tmp_path, caplog, accounts):
     notifier = BrokerNotifier(unused_router_endpoint(), retry_pause_secs=0.05)
     with caplog.at_level(logging.ERROR, logger="chorus.membership.broker_notifier"):
-        with membership_service(tmp_path, notifier) as stub:
+        with membership_service(tmp_path, notifier, accounts) as stub:
             general = create(stub, "General", owner="u_owner")
             started = time.monotonic()
         assert time.monotonic() - started < 3  # close(1.0) gave up on time
     assert f"account u_owner joined group {general.id} ('General')" in caplog.text
 
 
-def test_a_full_outbox_refuses_new_changes_loudly_and_the_rpc_still_succeeds(tmp_path, caplog):
+def test_a_full_outbox_refuses_new_changes_loudly_and_the_rpc_still_succeeds(tmp_path, caplog, accounts):
     notifier = BrokerNotifier(unused_router_endpoint(), max_queued_changes=1)
     with (caplog.at_level(logging.ERROR, logger="chorus.membership.broker_notifier"),
-          membership_service(tmp_path, notifier) as stub):
+          membership_service(tmp_path, notifier, accounts) as stub):
         general = create(stub, "General", owner="u_owner")
         assert join(stub, general, "u_ann").changed
         assert notifier.pending() == 1
@@ -334,11 +334,11 @@ class Context:
         raise grpc.RpcError(code, details)
 
 
-def test_the_servicer_announces_only_committed_changes(tmp_path):
+def test_the_servicer_announces_only_committed_changes(tmp_path, accounts):
     engine = create_db_engine(sqlite_url(tmp_path, "membership"))
     migrate(engine)
     notifier = RecordingNotifier()
-    servicer = MembershipServicer(MembershipStore(engine, max_members_per_group=2), notifier)
+    servicer = MembershipServicer(MembershipStore(engine, max_members_per_group=2), accounts, notifier)
     group = servicer.CreateGroup(pb.CreateGroupRequest(owner_id="u_owner", name="General"), Context()).group
     servicer.JoinGroup(pb.JoinGroupRequest(group_id=group.id, account_id="u_ann"), Context())
     for refused in [

@@ -157,3 +157,13 @@ def test_fractions_and_zeros_are_refused_naming_flag_and_variable(home, argv, me
     with pytest.raises(ValueError) as caught:
         settings_for(argv, {**home, "DATABASE_URL": "sqlite:///x.db"})
     assert str(caught.value) == message
+
+
+def test_the_auth_service_to_ask_comes_from_the_flag_or_the_shared_variable(home):
+    assert settings_for([], home).auth_address == "127.0.0.1:50051"
+    assert settings_for([], {**home, "CHORUS_AUTH_ADDRESS": "auth:50051"}).auth_address == "auth:50051"
+    assert settings_for(["--auth", "10.0.0.2:7000", "--auth-timeout-secs", "0.5"], home).auth_timeout_secs == 0.5
+    with pytest.raises(ValueError, match=r"--auth \(\$CHORUS_AUTH_ADDRESS\) must look like HOST:PORT"):
+        settings_for(["--auth", "nowhere"], home)
+    with pytest.raises(ValueError, match="--auth-timeout-secs"):
+        settings_for(["--auth-timeout-secs", "0"], home)

@@ -22,12 +22,13 @@ TIMEOUT_SECS = 5
 
 
 @pytest.fixture
-def channel(tmp_path):
+def channel(tmp_path, accounts):
     url = sqlite_url(tmp_path, "membership")
     engine = create_db_engine(url)
     migrate(engine)
     store = MembershipStore(engine, max_members_per_group=MAX_MEMBERS)
-    server, port = create_server("127.0.0.1:0", store, Settings(database_url=url, max_workers=4))
+    server, port = create_server("127.0.0.1:0", store, Settings(database_url=url, max_workers=4),
+                                 accounts=accounts)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -179,15 +180,16 @@ def test_a_client_without_stubs_can_call_through_reflection(stub, channel):
 class BrokenDirectory(MembershipStore):
     """A store with a bug in one method: the directory."""
 
-    def directory(self, account_id, limit):
+    def directory_page(self, account_id, limit, **_paging):
         raise RuntimeError("bug: directory exploded")
 
 
-def test_a_bug_is_internal_logged_and_the_server_keeps_serving(tmp_path, caplog):
+def test_a_bug_is_internal_logged_and_the_server_keeps_serving(tmp_path, caplog, accounts):
     url = sqlite_url(tmp_path, "broken")
     engine = create_db_engine(url)
     migrate(engine)
-    server, port = create_server("127.0.0.1:0", BrokenDirectory(engine), Settings(database_url=url, max_workers=2))
+    server, port = create_server("127.0.0.1:0", BrokenDirectory(engine), Settings(database_url=url, max_workers=2),
+                                 accounts=accounts)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -201,3 +203,33 @@ def test_a_bug_is_internal_logged_and_the_server_keeps_serving(tmp_path, caplog)
     [logged] = [r for r in caplog.records if r.name == "chorus.membership.servicer"]
     assert logged.levelname == "ERROR" and "ListGroups" in logged.getMessage()
     assert "bug: directory exploded" in logged.exc_text
+
+
+# pages and searches (the store's side: test_paging.py) ------------------------------------------------------------------------------
+
+def test_list_groups_searches_and_pages_with_opaque_cursors(stub):
+    for n in range(5):
+        stub.CreateGroup(pb.CreateGroupRequest(owner_id=f"u_{n}", name=f"Book club {n}"))
+    stub.CreateGroup(pb.CreateGroupRequest(owner_id="u_owner", name="Chess"))
+    first = stub.ListGroups(pb.ListGroupsRequest(query="BOOK", limit=3))
+    second = stub.ListGroups(pb.ListGroupsRequest(query="BOOK", limit=3, cursor=first.next_cursor))
+    assert [e.group.name for e in first.groups] == ["Book club 0", "Book club 1", "Book club 2"]
+    assert [e.group.name for e in second.groups] == ["Book club 3", "Book club 4"] and second.next_cursor == ""
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListGroups(pb.ListGroupsRequest(cursor="garbage"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_list_group_members_pages_and_is_member_checks_one(stub):
+    group = stub.CreateGroup(pb.CreateGroupRequest(owner_id="u_owner", name="General")).group
+    for account in ["u_ann", "u_bob"]:
+        stub.JoinGroup(pb.JoinGroupRequest(group_id=group.id, account_id=account))
+    first = stub.ListGroupMembers(pb.ListGroupMembersRequest(group_id=group.id, limit=2))
+    rest = stub.ListGroupMembers(pb.ListGroupMembersRequest(group_id=group.id, limit=2, cursor=first.next_cursor))
+    assert list(first.account_ids) + list(rest.account_ids) == ["u_owner", "u_ann", "u_bob"]
+    assert rest.next_cursor == ""
+    assert stub.IsMember(pb.IsMemberRequest(group_id=group.id, account_id="u_bob")).member
+    assert not stub.IsMember(pb.IsMemberRequest(group_id=group.id, account_id="u_cat")).member
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.IsMember(pb.IsMemberRequest(group_id="g_missing", account_id="u_bob"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

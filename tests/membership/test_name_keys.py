@@ -63,6 +63,8 @@ def test_the_revision_recomputes_keys_renames_newer_look_alikes_and_logs_it(engi
     with engine.connect() as connection:
         keys = dict(connection.execute(text("SELECT id, name_key FROM chat_groups")).all())
     assert keys == {group_id: name_key(name) for group_id, name in names.items()}
+    assert [info.name for info, _ in store.directory(None, 10)] == [
+        "Alice", "Books", "paypaI (2)", "paypal", f"{CYRILLIC_A}lice (2)"], "sorted by the new sort_key"
     renames = [record.getMessage() for record in caplog.records]
     assert len(renames) == 2 and all("looks like the older group" in message for message in renames)
 

@@ -1,4 +1,4 @@
-"""group name keys ignore look-alike characters
+"""group names unique under look-alike characters, sorted by a sort key
 
 Revision ID: 0002
 Revises: 0001
@@ -6,20 +6,24 @@ Create Date: 2026-12-02
 
 The unique key of a group name used to ignore case and composition only; now it
 is Unicode's confusables skeleton too (chorus.common.names.confusable_key), so
-"Alice" and "Аlice" (Cyrillic А) cannot both exist. No column changes: every
-stored key is recomputed. Groups whose names now collide: the older keeps its
-name, each newer one gets a " (2)"-style suffix, and each rename is logged
-(membership.name_keys). Downgrading restores the old keys; renames stay.
+"Alice" and "Аlice" (Cyrillic А) cannot both exist: every stored key is
+recomputed. Groups whose names now collide: the older keeps its name, each
+newer one gets a " (2)"-style suffix, and each rename is logged
+(membership.name_keys). Lists are ordered by the new column sort_key (the name
+case folded, what name_key used to be), since the look-alike key is no order
+for people ("1" reads as "l"). Downgrading restores the old keys and drops
+sort_key; renames stay.
 """
 import logging
 import unicodedata
 from typing import Sequence, Union
 
 import sqlalchemy as sa
+import sqlmodel  # noqa: F401  (the column type below)
 from alembic import op
 
 from chorus.membership.name_keys import StoredGroup, plan_rekey
-from chorus.membership.validation import name_key
+from chorus.membership.validation import name_key, sort_key
 
 revision: str = '0002'
 down_revision: Union[str, Sequence[str], None] = '0001'
@@ -28,7 +32,8 @@ depends_on: Union[str, Sequence[str], None] = None
 
 _log = logging.getLogger("chorus.membership.migrations")
 _groups = sa.table("chat_groups", sa.column("id", sa.String), sa.column("name", sa.String),
-                   sa.column("name_key", sa.String), sa.column("created_at", sa.DateTime(timezone=True)))
+                   sa.column("name_key", sa.String), sa.column("sort_key", sa.String),
+                   sa.column("created_at", sa.DateTime(timezone=True)))
 
 
 def _old_key(name: str) -> str:
@@ -55,8 +60,19 @@ def _rekey(key_of) -> None:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("chat_groups", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sort_key", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
     _rekey(name_key)
+    connection = op.get_bind()
+    for group_id, name in connection.execute(sa.select(_groups.c.id, _groups.c.name)).all():
+        connection.execute(_groups.update().where(_groups.c.id == group_id).values(sort_key=sort_key(name)))
+    with op.batch_alter_table("chat_groups", schema=None) as batch_op:
+        batch_op.alter_column("sort_key", existing_type=sqlmodel.sql.sqltypes.AutoString(), nullable=False)
+        batch_op.create_index(batch_op.f("ix_chat_groups_sort_key"), ["sort_key"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("chat_groups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_chat_groups_sort_key"))
+        batch_op.drop_column("sort_key")
     _rekey(_old_key)

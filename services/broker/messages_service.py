@@ -112,7 +112,7 @@ class MembershipGroups:
     def check_exists(self, group_id: str, timeout_secs: float) -> None:
         """Return if the group exists; GroupNotFound, InvalidArgument or Unavailable otherwise."""
         try:
-            self._stub.ListGroupMembers(membership_pb2.ListGroupMembersRequest(group_id=group_id),
+            self._stub.ListGroupMembers(membership_pb2.ListGroupMembersRequest(group_id=group_id, limit=1),
                                         timeout=timeout_secs)
         except grpc.RpcError as exc:
             code = exc.code()

@@ -37,15 +37,22 @@ class Claims:
     expires_at: int  # Unix seconds
 
 
-class TokenSigner:
+class _Signed:
+    """A key, a lifetime and a clock: what both kinds of token are made with."""
+
+    _kind = "token"
+
     def __init__(self, key: bytes, *, ttl_secs: int, clock: Callable[[], float] = time.time) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the token signing key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
         if ttl_secs <= 0:
-            raise ValueError(f"the token lifetime must be > 0 seconds, got {ttl_secs}")
+            raise ValueError(f"the {self._kind} lifetime must be > 0 seconds, got {ttl_secs}")
         self._key = key
         self._ttl_secs = ttl_secs
         self._clock = clock
+
+
+class TokenSigner(_Signed):
 
     def issue(self, account_id: str, now: float | None = None) -> tuple[str, Claims]:
         """A new token for ``account_id`` and its claims; ``now`` (Unix seconds) defaults to the clock."""
@@ -75,17 +82,10 @@ class TokenSigner:
         return Claims(sub, jti, exp)
 
 
-class DeviceTokens:
+class DeviceTokens(_Signed):
     """Issues and checks device tokens (see the module docstring). Pure but for the clock."""
 
-    def __init__(self, key: bytes, *, ttl_secs: int, clock: Callable[[], float] = time.time) -> None:
-        if len(key) < MIN_KEY_BYTES:
-            raise ValueError(f"the token signing key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
-        if ttl_secs <= 0:
-            raise ValueError(f"the device token lifetime must be > 0 seconds, got {ttl_secs}")
-        self._key = key
-        self._ttl_secs = ttl_secs
-        self._clock = clock
+    _kind = "device token"
 
     def issue(self, username_key: str, device_id: str | None = None) -> tuple[str, int]:
         """A token naming ``username_key`` and ``device_id`` (a new random one when None),

@@ -120,11 +120,7 @@ async def register(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     username, password, display_name = _fields(await _body(request), ("username", "password"),
                                                ("display_name",))
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                             deps.settings.trusted_proxies)
-    wait = deps.register_limiter.take(address, time.monotonic())
-    if wait:
-        raise RateLimited("too many registrations from your address; try again later", retry_after_secs=wait)
+    address = _take_for_address(request, deps.register_limiter, "registrations")
     try:
         user = await deps.auth.register(username, password, display_name)
     except (InvalidArgument, Unavailable):
@@ -141,11 +137,7 @@ async def login(request: web.Request) -> web.Response:
     device cookie (device_cookie.py)."""
     deps = request.app[DEPS]
     username, password = _fields(await _body(request), ("username", "password"))
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                             deps.settings.trusted_proxies)
-    wait = deps.login_limiter.take(address, time.monotonic())
-    if wait:
-        raise RateLimited("too many failed logins from your address; try again later", retry_after_secs=wait)
+    address = _take_for_address(request, deps.login_limiter, "failed logins")
     try:
         token, user, expires_at, device = await deps.auth.login(username, password, device_token(request))
     except Unauthenticated:
@@ -159,6 +151,17 @@ async def login(request: web.Request) -> web.Response:
                              from_trusted_proxy=_is_trusted(request.remote or "", deps.settings.trusted_proxies))
     set_device_cookie(response, *device, secure=secure)
     return response
+
+
+def _take_for_address(request: web.Request, limiter, what: str) -> str:
+    """The client's address, once a token of its bucket in ``limiter`` is taken; RateLimited
+    (naming ``what`` is limited) when the bucket is empty."""
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             request.app[DEPS].settings.trusted_proxies)
+    wait = limiter.take(address, time.monotonic())
+    if wait:
+        raise RateLimited(f"too many {what} from your address; try again later", retry_after_secs=wait)
+    return address
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies) -> str:

@@ -19,6 +19,7 @@ from chorus.broker.storage import MessageStore, migrate
 from chorus.wire.topics import barrier_topic, group_topic
 from chorus.common.db import create_db_engine, sqlite_url
 from chorus.membership import server as membership_server
+from chorus.membership.accounts import AuthAccounts
 from chorus.membership.config import Settings as MembershipSettings
 from chorus.membership.storage import MembershipStore
 from chorus.membership.storage import migrate as migrate_membership
@@ -38,11 +39,15 @@ def membership(tmp_path):
     engine = create_db_engine(url)
     migrate_membership(engine)
     store = MembershipStore(engine)
+    # Groups are made in the store, so membership never asks auth about an account here: no auth runs.
+    no_auth = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
     server, port = membership_server.create_server(
-        "127.0.0.1:0", store, MembershipSettings(database_url=url, max_workers=4))
+        "127.0.0.1:0", store, MembershipSettings(database_url=url, max_workers=4),
+        accounts=AuthAccounts(no_auth, timeout_secs=TIMEOUT_SECS))
     server.start()
     yield f"127.0.0.1:{port}", store
     server.stop(None)
+    no_auth.close()
     engine.dispose()
 
 

@@ -311,12 +311,12 @@ class BrokerCore:
         return [reply(identity, request_id, states=broker_pb2.States(groups=[state]))]
 
     def _check_text(self, text: str) -> None:
-        if is_invisible(text):  # blank, or only zero-width and other invisible characters
-            raise BadRequest("text is blank")
         if len(text) > self._max_text_chars:
             raise BadRequest(f"text is over {self._max_text_chars} characters")
         if (char := forbidden_control(text)) is not None:
             raise BadRequest(describe_control("text", char))
+        if is_invisible(text):  # blank, or only zero-width and other invisible characters
+            raise BadRequest("text is blank")
 
 
 def _check_key(key: str) -> None:

@@ -113,10 +113,10 @@ def _send(obj: dict, ref, max_text_chars: int) -> SendFrame:
         raise InvalidArgument("'text' must be a string", ref=ref)
     if len(text) > max_text_chars:
         raise TooLarge(f"text is {len(text)} characters; the limit is {max_text_chars}", ref=ref)
-    if is_invisible(text):  # blank, or only zero-width and other invisible characters
-        raise InvalidArgument("text is blank", ref=ref)
     if (char := forbidden_control(text)) is not None:
         raise InvalidArgument(describe_control("text", char), ref=ref)
+    if is_invisible(text):  # blank, or only zero-width and other invisible characters
+        raise InvalidArgument("text is blank", ref=ref)
     return SendFrame(group, text, ref, _idempotency_key(obj, ref))
 
 

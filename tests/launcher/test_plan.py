@@ -95,6 +95,8 @@ def test_every_service_knows_the_others_by_the_same_ports():
     assert flag(cmds["broker"], "--pub") == flag(cmds["webgate"], "--broker-pub")
     assert flag(cmds["broker"], "--membership") == flag(cmds["membership"], "--listen") \
         == flag(cmds["webgate"], "--membership")
+    assert flag(cmds["membership"], "--auth") == flag(cmds["auth"], "--listen") == flag(cmds["webgate"], "--auth"), \
+        "membership asks auth which accounts exist"
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -147,8 +147,8 @@ async def login(request: web.Request) -> web.Response:
         raise
     deps.login_limiter.give_back(address, time.monotonic())  # only failures count
     response = json_response({"token": token, "user": user, "expires_at": expires_at})
-    secure = came_over_https(request.scheme, request.headers.get("X-Forwarded-Proto"),
-                             from_trusted_proxy=_is_trusted(request.remote or "", deps.settings.trusted_proxies))
+    via_proxy = is_trusted_proxy(request.remote or "", deps.settings.trusted_proxies)
+    secure = came_over_https(request.scheme, request.headers.get("X-Forwarded-Proto"), from_trusted_proxy=via_proxy)
     set_device_cookie(response, *device, secure=secure)
     return response
 

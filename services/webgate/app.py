@@ -17,6 +17,7 @@ from chorus.common.curve import ClientCurve
 
 from .backends import AuthClient, MembershipClient
 from .broker import Publications, ZmqBroker
+from .cluster_broker import ClusterBroker
 from .config import Settings
 from .deps import DEPS, LIMITS, Deps, SocketLimits
 from .http_api import error_middleware, routes
@@ -59,17 +60,31 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.A
 async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None):
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     membership_channel = grpc.aio.insecure_channel(settings.membership_address)
-    link = AsyncBrokerLink(settings.broker_router, client_id=new_id("gw"),
-                           timeout_secs=settings.backend_timeout_secs, heartbeat_secs=settings.heartbeat_secs,
-                           curve=curve)
-    publications = Publications(settings.broker_pub, curve=curve)
-    broker = ZmqBroker(link, publications)
-    hub = Hub(broker)
-    await link.start()
-    publications.start()
-    tasks = [asyncio.create_task(publications.run(hub), name="broker-publications"),
-             asyncio.create_task(link.keep_alive(on_fresh=hub.broker_restarted), name="broker-heartbeat"),
-             asyncio.create_task(hub.run_events(), name="membership-events")]
+    client_id = new_id("gw")
+
+    def make_link(endpoint: str) -> AsyncBrokerLink:
+        return AsyncBrokerLink(endpoint, client_id=client_id, timeout_secs=settings.backend_timeout_secs,
+                               heartbeat_secs=settings.heartbeat_secs, curve=curve)
+
+    if settings.broker_seeds:  # a cluster: links to every live broker, learnt from the seeds
+        publications = Publications(None, curve=curve)
+        broker = cluster = ClusterBroker(settings.broker_seeds, publications, make_link=make_link,
+                                         retry_secs=settings.broker_retry_secs)
+        hub = Hub(broker)
+        cluster.on_fresh, cluster.on_moved = hub.broker_restarted, hub.groups_moved
+        publications.start()
+        await cluster.start()
+        tasks = []
+    else:
+        link = make_link(settings.broker_router)
+        publications = Publications(settings.broker_pub, curve=curve)
+        broker = ZmqBroker(link, publications)
+        hub = Hub(broker)
+        await link.start()
+        publications.start()
+        tasks = [asyncio.create_task(link.keep_alive(on_fresh=hub.broker_restarted), name="broker-heartbeat")]
+    tasks += [asyncio.create_task(publications.run(hub), name="broker-publications"),
+              asyncio.create_task(hub.run_events(), name="membership-events")]
     app[DEPS] = Deps(
         settings=settings,
         auth=AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs),
@@ -87,7 +102,7 @@ async def _backends(app: web.Application, settings: Settings, curve: ClientCurve
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await link.close()
+    await (cluster.close() if settings.broker_seeds else link.close())
     publications.close()
     await auth_channel.close()
     await membership_channel.close()

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { Session } from "../../services/webgate/static/sdk/session.js";
-import { TabLink, snapMessage } from "../../services/webgate/static/sdk/tabs.js";
+import { TabLink } from "../../services/webgate/static/sdk/tabs.js";
 
 const ME = { id: "u_me", username: "me" };
 
@@ -118,7 +118,7 @@ class Tab {
         this.session.leader = true;
         this.browser.server.connect(this);
       }
-      if (out.snapshot) this.browser.post(this, snapMessage(out.snapshot, this.status, this.session.snapshot()));
+      if (out.snapshot) this.browser.post(this, { k: "snap", to: out.snapshot, status: this.status, ready: this.session.snapshot() });
     }
   }
 

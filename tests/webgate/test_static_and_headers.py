@@ -84,3 +84,18 @@ async def test_each_file_is_served_with_its_content_type_and_nothing_else_is_ser
         assert response.content_type == CONTENT_TYPES[(STATIC_DIR / name).suffix], path
     for path in ("/package.json", "/app.js", "/static/state.js", "/webgate/app.py", "/..%2fapp.py", "/state"):
         assert (await _get(http, stack.base_url + path)).status == 404, path
+
+
+async def test_the_sdk_is_served_to_any_origin_gzipped_under_the_security_headers(stack, http):
+    for name in SDK_MODULES:
+        async with http.get(f"{stack.base_url}/sdk/{name}", headers={"Origin": "https://site.example",
+                                                                       "Accept-Encoding": "gzip"}) as response:
+            body = await response.read()  # aiohttp decompresses; the header says how it came
+            assert response.status == 200, name
+            assert response.content_type == "text/javascript", name
+            assert response.headers["Access-Control-Allow-Origin"] == "*", name
+            assert response.headers["Content-Encoding"] == "gzip", name
+            assert body == (STATIC_DIR / "sdk" / name).read_bytes(), name
+            for header, value in SECURITY_HEADERS.items():
+                assert response.headers.get(header) == value, f"{name}: {header}"
+    assert (await _get(http, f"{stack.base_url}/sdk/nothing.js")).status == 404

@@ -16,6 +16,7 @@ import { canSend, get, initialState, reduce } from "./state.js";
 
 const TOKEN_KEY = "chorus.token";
 const READ_DEBOUNCE_MS = 300; // `read` markers are sent at most this often per group
+const TICK_MS = 250;          // "Reconnecting in Ns…" counts down at this pace
 
 let state = initialState({ visible: pageVisible() });
 let token = storageGet(TOKEN_KEY);
@@ -59,7 +60,10 @@ const FRAME_EVENTS = ["ready", "message", "joined", "left", "reset", "resumed", 
 function connect() {
   const client = Chorus.connect({ url: socketUrl(location), getToken: () => token });
   for (const op of FRAME_EVENTS) client.on(op, (data) => dispatch({ type: "frame", frame: { ...data, op } }));
-  client.on("state", ({ status, retryAt }) => dispatch({ type: "conn", status, retryAt }));
+  client.on("state", ({ status, retryAt }) => {
+    dispatch({ type: "conn", status, retryAt });
+    if (retryAt) countDown();
+  });
   client.on("resuming", () => dispatch({ type: "resuming" }));
   client.on("closed", ({ code, reason }) => {
     dispatch({ type: "closed", code });
@@ -74,6 +78,19 @@ function connect() {
     if (!state.config) loadConfig();
   });
   return client;
+}
+
+let ticking = null;
+
+/** Redraw "Reconnecting in Ns…" while chorus.js waits to reconnect. */
+function countDown() {
+  ticking ??= setInterval(() => {
+    if (!state.retryAt) {
+      clearInterval(ticking);
+      ticking = null;
+    }
+    scheduleRender();
+  }, TICK_MS);
 }
 
 /** Post through chorus.js; its answer comes back to the reducer as the frame it was. */

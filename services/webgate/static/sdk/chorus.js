@@ -1,33 +1,18 @@
-// chorus.js: live group messages from a Chorus server, for any page. docs/sdk.md is the manual.
-//
-//   import { Chorus } from "https://chorus.example/sdk/chorus.js";
-//   const chorus = Chorus.connect({ url: "wss://chorus.example/ws", getToken: async () => "..." });
-//   chorus.on("message", (m) => ...);  await chorus.send(groupId, "hi");
-//
-// This module is the driver: it carries out what the pure parts decide, the protocol
-// (session.js), the tab sharing (tabs.js) and the retry policy (policy.js), with the browser's
-// WebSocket (socket.js), Web Locks, BroadcastChannel, localStorage and fetch.
+// chorus.js: live group messages for any page (docs/sdk.md). The driver: it carries out what
+// session.js, tabs.js and policy.js decide, with WebSocket, Web Locks, BroadcastChannel, storage.
 
 import { REFRESH_REF, Session } from "./session.js";
 import { Socket } from "./socket.js";
-import { TabLink, snapMessage } from "./tabs.js";
+import { TabLink } from "./tabs.js";
 import { refreshDelay, tokenExpiry } from "./policy.js";
-
-export { MAX_SEND_ATTEMPTS } from "./policy.js";
 
 export const MARKS_MAX_AGE_MS = 10 * 60 * 1000; // older saved marks are not resumed from
 const SAVE_EVERY_MS = 250;
 
-/** An HTTP API call that failed: `status` (0: unreachable), the server's `code` and message. */
-export class ChorusError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    Object.assign(this, { name: "ChorusError", status, code });
-  }
-}
+/** A failed API call: `status` (0: unreachable), the server's `code` and message. */
+const apiError = (status, code, message) => Object.assign(new Error(message), { status, code });
 
-/** A fresh idempotency key. crypto.randomUUID exists only in secure contexts (https,
- * localhost); a page over plain http on a LAN makes the same kind of key from getRandomValues. */
+/** A fresh idempotency key (randomUUID is missing on plain http pages). */
 export function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const hex = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -37,16 +22,9 @@ export function newKey() {
 const canShare = () => typeof BroadcastChannel === "function" && !!globalThis.navigator?.locks;
 
 export class Client {
-  /**
-   * `url`: the WebSocket URL (wss://host/ws); `getToken()`: a token (string, or {token,
-   * expiresAt}), or a promise of one, asked at every connect and before the token expires; null
-   * means "signed out". `api`: the HTTP API's base (default: the url's origin). `share`: share
-   * one socket with the other tabs of this origin (default: when the browser can).
-   */
+  /** Options: docs/sdk.md, "Connecting". */
   constructor({ url, getToken, api, share = true, storage = globalThis.localStorage }) {
-    if (typeof url !== "string" || typeof getToken !== "function") {
-      throw new TypeError("Chorus.connect needs {url: 'wss://host/ws', getToken: () => token}");
-    }
+    if (typeof url !== "string" || typeof getToken !== "function") throw new TypeError("Chorus.connect needs {url, getToken}");
     this.url = url;
     this.getToken = getToken;
     this.api = api ?? new URL(url.replace(/^ws/, "http")).origin;
@@ -78,9 +56,9 @@ export class Client {
     }
   }
 
-  // ------------------------------------------------------------ the API
+  // The API (docs/sdk.md).
 
-  /** `on("message", fn)`; returns a function that unsubscribes. Events: docs/sdk.md. */
+  /** on(event, fn) -> unsubscribe. */
   on(name, fn) {
     if (!this.listeners.has(name)) this.listeners.set(name, new Set());
     this.listeners.get(name).add(fn);
@@ -90,41 +68,29 @@ export class Client {
   get user() { return this.session.user; }
   get leader() { return this.link.leader; }
 
-  /** The groups: [{id, name, unread}]. */
   groups() {
     return [...this.session.groups.values()].map(({ id, name, unread }) => ({ id, name, unread }));
   }
 
-  /** Unread messages in `group`, or in every group together. */
   unread(group) { return this.session.unread(group); }
 
-  /** Post `text`; resolves with {group, seq, ts, key} once stored, rejects with {code, message}.
-   * `key` (default: a fresh one) makes it exactly-once: the same key is the same message. */
+  /** Resolves with {group, seq, ts, key} once stored; the same key is the same message. */
   send(group, text, { key = newKey() } = {}) {
     const settled = new Promise((resolve, reject) => this.promises.set(key, { resolve, reject }));
     this.apply(this.session.send(group, text, key));
     return settled;
   }
 
-  /** Store "read up to `seq`" in `group`; the `read` and `unread` events follow. */
   markRead(group, seq) { this.apply(this.session.markRead(group, seq)); }
 
-  /** Stored messages: {before} (newest first) or {after} (oldest first), at most `limit`. */
-  history(group, { before, after, limit } = {}) {
-    const query = new URLSearchParams();
-    for (const [k, v] of Object.entries({ before, after, limit })) if (v != null) query.set(k, String(v));
-    return this.call(`/api/groups/${encodeURIComponent(group)}/messages?${query}`);
-  }
+  history(group, { before, after, limit } = {}) { return this.call(group, "messages", { before, after, limit }); }
 
-  /** A page of a group's members: {members: [{id, username, display_name, online}], next_cursor}. */
-  members(group, { cursor } = {}) {
-    return this.call(`/api/groups/${encodeURIComponent(group)}/members${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
-  }
+  members(group, { cursor } = {}) { return this.call(group, "members", { cursor }); }
 
-  /** Lose the connection the way a network drop does (tests and debugging). */
+  /** Lose the connection as a network drop does (tests, debugging). */
   drop() { this.run(this.link.drop()); }
 
-  /** Stop: the socket closes (another tab takes it over) and no event comes any more. */
+  /** Stop; another tab takes the socket over. */
   close() {
     this.closed = true;
     this.saveMarks();
@@ -136,28 +102,27 @@ export class Client {
     this.listeners.clear();
   }
 
-  // ------------------------------------------------------------ inside
+  // Inside.
 
   emit(name, data) {
     for (const fn of this.listeners.get(name) ?? []) {
-      try { fn(data); } catch (err) { setTimeout(() => { throw err; }); } // one listener cannot break the rest
+      try { fn(data); } catch (err) { setTimeout(() => { throw err; }); } // not to break the others
     }
   }
 
-  async call(path) {
+  /** GET /api/groups/GROUP/WHAT?PARAMS (docs/protocol.md). */
+  async call(group, what, params) {
+    const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v != null));
     const token = this.token ?? (await this.fetchToken());
-    let res;
-    try {
-      res = await fetch(this.api + path, { headers: { Accept: "application/json", Authorization: `Bearer ${token}` } });
-    } catch {
-      throw new ChorusError(0, "network", "Cannot reach the server. Check your connection and try again.");
-    }
+    const res = await fetch(`${this.api}/api/groups/${encodeURIComponent(group)}/${what}?${query}`,
+      { headers: { Accept: "application/json", Authorization: `Bearer ${token}` } })
+      .catch(() => { throw apiError(0, "network", "Cannot reach the server."); });
     const data = await res.json().catch(() => null);
-    if (!res.ok) throw new ChorusError(res.status, data?.error?.code ?? `http_${res.status}`, data?.error?.message ?? `Request failed (${res.status}).`);
+    if (!res.ok) throw apiError(res.status, data?.error?.code ?? "http", data?.error?.message ?? `HTTP ${res.status}`);
     return data;
   }
 
-  /** getToken(), remembered with its expiry (null: signed out). */
+  /** getToken(), kept with its expiry. */
   async fetchToken() {
     const got = await this.getToken();
     const token = typeof got === "string" ? got : got?.token ?? null;
@@ -166,7 +131,7 @@ export class Client {
     return token;
   }
 
-  /** Carry out what the tab link decided. */
+  /** Carry out the tab link's outputs. */
   run(outputs) {
     for (const out of outputs) {
       if (out.post) this.channel?.postMessage(out.post);
@@ -174,12 +139,12 @@ export class Client {
       if (out.deliver) this.received(out.deliver);
       if (out.status) this.setStatus(out.status);
       if (out.connect) this.lead();
-      if (out.snapshot) this.channel.postMessage(snapMessage(out.snapshot, this.state, this.session.snapshot()));
+      if (out.snapshot) this.channel.postMessage({ k: "snap", to: out.snapshot, status: this.state, ready: this.session.snapshot() });
       if (out.drop) this.socket?.drop();
     }
   }
 
-  /** This tab holds the lock now: open the socket, resume from this tab's marks. */
+  /** This tab has the lock: open the socket; the Session resumes from this tab's marks. */
   lead() {
     if (this.closed) return;
     this.session.leader = true;
@@ -205,7 +170,7 @@ export class Client {
     if (state.status === "offline" && state.code === 4001) this.emit("unauthenticated", { reason: state.reason });
   }
 
-  /** Carry out what the Session decided. */
+  /** Carry out the Session's outputs. */
   apply(outputs) {
     for (const out of outputs) {
       const type = out.type;
@@ -229,12 +194,10 @@ export class Client {
     else p?.resolve(value);
   }
 
-  async fill(group, after) {
-    let messages = [];
-    try {
-      messages = (await this.history(group, { after })).messages ?? [];
-    } catch { /* left the group, or offline: the next resume covers it */ }
-    this.apply(this.session.filled(group, messages));
+  /** Load a hole; failing (left the group, offline), the next resume covers it. */
+  fill(group, after) {
+    this.history(group, { after }).then((r) => r.messages ?? [], () => [])
+      .then((messages) => this.apply(this.session.filled(group, messages)));
   }
 
   scheduleRefresh(expiresAt) {
@@ -242,8 +205,7 @@ export class Client {
     if (expiresAt) this.timers.refresh = setTimeout(() => this.refresh(), refreshDelay(expiresAt, Date.now()));
   }
 
-  /** Before the token expires: a new one from getToken, sent in-band. The same one again
-   * means none is to be had; the server closes the socket when it expires (4001). */
+  /** A new token in-band before expiry; the same one again: none to be had (4001 at expiry). */
   async refresh() {
     const used = this.socket?.used;
     const token = await this.fetchToken().catch(() => null);
@@ -275,6 +237,5 @@ export class Client {
 }
 
 export const Chorus = Object.freeze({
-  /** Connect (or join this origin's shared connection): a Client. */
   connect: (options) => new Client(options),
 });

@@ -1,29 +1,8 @@
-// The client side of the Chorus WebSocket protocol (docs/protocol.md), sans-I/O: server frames
-// and the app's calls go in, and out comes a list of what to do, as data:
-//
-//   {type: "write", frame}              write a frame on the (shared) socket
-//   {type: "emit", name, data}          tell the app (see docs/sdk.md, "Events")
-//   {type: "settle", key, value|error}  a send is answered: resolve or reject its promise
-//   {type: "later", ms, key}            call retry(key) after ms (a send the server could not take)
-//   {type: "fill", group, after}        load history after `after` and pass it to filled()
-//   {type: "probe", group}              load the newest message's seq and pass it to probed()
-//   {type: "save"}                      the marks changed: persist marks() (throttled is fine)
-//   {type: "refreshed", expiresAt} / {type: "refreshRefused", code}   the refresh frame's answer
-//
-// Invariants:
-//   - the app gets each (group, seq) once: `mark` is the seq up to which every message of the
-//     group was delivered, `above` the seqs delivered past it; a message at or below the mark, or
-//     in `above`, is a duplicate;
-//   - a group joined while connected starts its mark at its newest message (probed from
-//     history: `joined` does not say), or else just before its first live message;
-//   - a message past mark + 1 means a hole: it is delivered, and the hole is loaded from history
-//     (one load per group at a time); resume after a reconnect starts at the mark, so nothing
-//     between the mark and the newest message is ever skipped;
-//   - a pending send keeps its idempotency key (also its `ref`) on every attempt, so the server
-//     tells a retry from a new message; it is written again after every `ready` until answered;
-//   - only the leader (the tab holding the socket) sends `resume`; every tab's Session resends
-//     its own sends.
-// No clock and no randomness here: the driver (chorus.js) passes time-dependent inputs in.
+// The WebSocket protocol's client side, sans-I/O: frames and calls in, outputs ({type, ...})
+// out for chorus.js to carry out (docs/sdk.md, "Inside"). Invariants: each (group, seq) is emitted
+// once (`mark`: all delivered up to it; `above`: seqs past it); a seq past mark + 1 is a hole,
+// loaded from history; resume starts at the mark, from the leader only; a send keeps its key
+// (also its ref) on every attempt and is written again after each `ready`.
 
 import { sendRetryDelay } from "./policy.js";
 
@@ -33,8 +12,8 @@ const RESUME_REFUSED = new Set(["unknown_op", "invalid_argument"]);
 /** A message frame or history entry in the SDK's shape, or null when malformed. */
 export function normalizeMessage(raw, group = raw?.group) {
   if (!raw || typeof group !== "string" || !Number.isSafeInteger(raw.seq)) return null;
-  return { group, seq: raw.seq, ts: Number(raw.ts) || 0, from: raw.from && typeof raw.from === "object" ? raw.from : null,
-    text: typeof raw.text === "string" ? raw.text : "", system: raw.system === true };
+  return { group, seq: raw.seq, ts: Number(raw.ts) || 0, from: raw.from ?? null, text: String(raw.text ?? ""),
+    system: raw.system === true };
 }
 
 export class Session {
@@ -49,14 +28,9 @@ export class Session {
     this.resuming = null;     // the groups of the resume in flight
   }
 
-  // ------------------------------------------------------------ the app's calls
-
   send(group, text, key) {
-    const out = [];
-    const p = this.pending.get(key) ?? { key, group, text, attempts: 0 };
-    this.pending.set(key, p);
-    if (this.connected) this.write(p, out);
-    return out;
+    if (!this.pending.has(key)) this.pending.set(key, { key, group, text, attempts: 0 });
+    return this.retry(key);
   }
 
   retry(key) {
@@ -70,14 +44,14 @@ export class Session {
     return this.connected && this.groups.has(group) ? [{ type: "write", frame: { op: "read", group, seq } }] : [];
   }
 
-  /** The connection is gone: sends wait for the next `ready`; a resume in flight is over. */
+  /** Disconnected: sends wait for the next `ready`. */
   closed() {
     this.connected = false;
     this.resuming = null;
     return [];
   }
 
-  /** The marks to persist: {user, marks: {group: seq}}. */
+  /** What to persist: {user, marks: {group: seq}}. */
   marks() {
     const marks = {};
     for (const g of this.groups.values()) if (g.mark !== undefined) marks[g.id] = g.mark;
@@ -91,15 +65,13 @@ export class Session {
     return total;
   }
 
-  /** The current state as a `ready` frame, for a tab that joins the shared socket. */
+  /** The state as a `ready` frame, for a tab that joins. */
   snapshot() {
     if (!this.user) return null;
     const groups = [...this.groups.values()].map((g) => ({ id: g.id, name: g.name, unread: g.unread,
       last_seq: Math.max(g.lastSeq ?? 0, g.mark ?? 0) }));
     return { op: "ready", user: this.user, groups };
   }
-
-  // ------------------------------------------------------------ the server's frames
 
   received(frame) {
     const out = [];
@@ -120,14 +92,12 @@ export class Session {
     return out;
   }
 
-  /** The newest seq of a group just joined (0: none): its messages up to there are history. */
+  /** The newest seq of a group just joined: up to there is history. */
   probed(group, seq) {
     const g = this.groups.get(group);
     if (g && g.mark === undefined) g.mark = seq;
     return [];
   }
-
-  // ------------------------------------------------------------ inside
 
   write(p, out) {
     p.attempts += 1;
@@ -135,7 +105,7 @@ export class Session {
   }
 
   emitUnread(g, out) {
-    out.push({ type: "emit", name: "unread", data: { group: g.id, count: g.unread, total: this.unread() } });
+    out.push(emit("unread", { group: g.id, count: g.unread, total: this.unread() }));
   }
 
   deliver(msg, out) {
@@ -145,7 +115,7 @@ export class Session {
     if (msg.seq <= g.mark || g.above.has(msg.seq)) return false;
     g.above.add(msg.seq);
     while (g.above.delete(g.mark + 1)) g.mark += 1;
-    out.push({ type: "emit", name: "message", data: msg }, { type: "save" });
+    out.push(emit("message", msg), { type: "save" });
     const counted = g.lastSeq !== undefined && msg.seq <= g.lastSeq; // the server's count has it
     if (g.lastSeq !== undefined) g.lastSeq = Math.max(g.lastSeq, msg.seq);
     const own = !msg.system && msg.from?.id === this.user?.id;
@@ -169,12 +139,22 @@ export class Session {
     return g;
   }
 
+  /** Sends to groups one has left fail. */
+  dropPending(gone, out) {
+    for (const p of this.pending.values()) {
+      if (!gone(p)) continue;
+      this.pending.delete(p.key);
+      out.push({ type: "settle", key: p.key, error: { code: "not_member", message: "not a member of that group" } });
+    }
+  }
+
   resetGroup(g, out) {
     Object.assign(g, { mark: g.lastSeq, above: new Set(), filling: false });
-    out.push({ type: "emit", name: "reset", data: { group: g.id } }, { type: "save" });
+    out.push(emit("reset", { group: g.id }), { type: "save" });
   }
 }
 
+const emit = (name, data) => ({ type: "emit", name, data });
 const seqOf = (v) => (Number.isSafeInteger(v) && v >= 0 ? v : undefined);
 const nameOf = (group) => (typeof group.name === "string" ? group.name : group.id);
 
@@ -195,18 +175,16 @@ const FRAMES = {
       else if (seqOf(saved[raw.id]) !== undefined) g.mark = Math.min(saved[raw.id], lastSeq ?? Infinity);
       g.mark ??= lastSeq;
     }
-    for (const p of this.pending.values()) {
-      if (!this.groups.has(p.group)) this.pending.delete(p.key);
-    }
+    this.dropPending((p) => !this.groups.has(p.group), out);
     this.connected = true;
-    out.push({ type: "emit", name: "ready", data: { user: this.user, groups: frame.groups } }, { type: "save" });
+    out.push(emit("ready", { user: this.user, groups: frame.groups }), { type: "save" });
     const since = {};
     for (const g of this.groups.values()) {
       if (g.mark !== undefined && g.lastSeq !== undefined && g.mark < g.lastSeq) since[g.id] = g.mark;
     }
     if (this.leader && Object.keys(since).length) {
       this.resuming = Object.keys(since);
-      out.push({ type: "write", frame: { op: "resume", since } }, { type: "emit", name: "resuming", data: { since } });
+      out.push({ type: "write", frame: { op: "resume", since } }, emit("resuming", { since }));
     }
     for (const p of this.pending.values()) this.write(p, out); // after resume: a stored copy comes first
     this.emitUnread({ id: null, unread: this.unread() }, out);
@@ -243,7 +221,7 @@ const FRAMES = {
       FRAMES.resumed.call(this, frame, out);
       return;
     }
-    out.push({ type: "emit", name: "error", data: { code: frame.code, message: frame.message } });
+    out.push(emit("error", { code: frame.code, message: frame.message }));
   },
 
   joined(frame, out) {
@@ -255,19 +233,15 @@ const FRAMES = {
       this.addGroup(raw.id, nameOf(raw), 0, 0);
       out.push({ type: "probe", group: raw.id });
     }
-    out.push({ type: "emit", name: "joined", data: { group: { id: raw.id, name: nameOf(raw) } } });
+    out.push(emit("joined", { group: { id: raw.id, name: nameOf(raw) } }));
   },
 
   left(frame, out) {
     const id = frame.group?.id;
     if (typeof id !== "string") return;
     this.groups.delete(id);
-    for (const p of this.pending.values()) {
-      if (p.group !== id) continue;
-      this.pending.delete(p.key);
-      out.push({ type: "settle", key: p.key, error: { code: "not_member", message: "you left the group" } });
-    }
-    out.push({ type: "emit", name: "left", data: { group: frame.group } }, { type: "save" });
+    this.dropPending((p) => p.group === id, out);
+    out.push(emit("left", { group: frame.group }), { type: "save" });
     this.emitUnread({ id, unread: 0 }, out);
   },
 
@@ -277,7 +251,7 @@ const FRAMES = {
     if (!g || unread === undefined) return;
     // The server's count now covers everything up to what was delivered.
     Object.assign(g, { unread, lastSeq: Math.max(g.lastSeq ?? 0, g.mark ?? 0) });
-    out.push({ type: "emit", name: "read", data: { group: g.id, seq: frame.seq, unread } });
+    out.push(emit("read", { group: g.id, seq: frame.seq, unread }));
     this.emitUnread(g, out);
   },
 
@@ -288,7 +262,7 @@ const FRAMES = {
 
   resumed(_frame, out) {
     this.resuming = null;
-    out.push({ type: "emit", name: "resumed", data: {} });
+    out.push(emit("resumed", {}));
   },
 
   refreshed(frame, out) {

@@ -1,23 +1,14 @@
-// The leader tab's WebSocket: connect, authenticate, keep alive, reconnect with backoff.
-//
-// It knows the connection, not the chat. `onFrame(frame)` gets every server frame, parsed;
-// `onStatus({status, retryAt, code?, reason?})` every change: "connecting" (retryAt: when, if
-// it waits), "connected" (after `ready`) or "offline" (no network, stopped, or the token was
-// refused), with the close code and reason when a close caused it.
-//
-// Liveness: any frame proves the connection alive; a `ping` goes out every PING_EVERY_MS and
-// without an answer within PONG_TIMEOUT_MS the socket counts as dead. While the browser says it
-// is offline, it waits for the "online" event instead of retrying. A 4001 close asks
-// `token()` again: a new token reconnects at once, the same one (or none) stops.
+// The leader tab's WebSocket: connect, authenticate, keep alive (ping; no frame within
+// PONG_TIMEOUT_MS is a dead socket), reconnect with backoff, wait while the browser is offline.
+// onStatus({status: "connecting" | "connected" | "offline", retryAt, code?, reason?}). A 4001
+// close asks token() again: a new token reconnects, the same one (or null) stops.
 
 import { CLOSE_UNAUTHENTICATED, attemptAfterClose, backoffDelay } from "./policy.js";
 
 export const PING_EVERY_MS = 25000;
 export const PONG_TIMEOUT_MS = 10000;
-const TICK_MS = 250; // "Reconnecting in Ns…" counts down at this pace
 
 export class Socket {
-  /** `token()`: a promise of the token to authenticate with (null: stay offline). */
   constructor({ url, token, onFrame, onStatus }) {
     Object.assign(this, { url, token, onFrame, onStatus });
     this.ws = null;
@@ -37,11 +28,11 @@ export class Socket {
     this.connect();
   }
 
-  stop(status = "offline", code = 1000, reason = "closed") {
+  stop(code, reason) {
     this.running = false;
-    this.abandon(code, reason);
+    this.abandon(1000, "closed");
     this.clearRetry();
-    this.status(status);
+    this.status("offline", code, reason);
   }
 
   send(frame) {
@@ -51,14 +42,13 @@ export class Socket {
     return true;
   }
 
-  /** Lose the connection the way a network drop does. */
   drop() {
     if (!this.ws) return;
     this.abandon(4000, "dropped");
     this.closed(1006, "");
   }
 
-  /** Close and connect again now (a new token the server cannot take in-band). */
+  /** Reconnect now (a new token the server cannot take in-band). */
   restart() {
     this.abandon(1000, "new token");
     if (this.running) this.connect();
@@ -69,22 +59,12 @@ export class Socket {
     this.stopHeartbeat();
     const gen = ++this.gen;
     this.status("connecting");
-    let token;
-    try {
-      token = await this.token();
-    } catch {
-      token = undefined; // the token endpoint failed: try again later
-    }
+    const token = await this.token().catch(() => undefined); // failed: try again later
     if (gen !== this.gen || !this.running) return;
-    if (token === null) return this.stop("offline", CLOSE_UNAUTHENTICATED, "no token");
+    if (token === null) return this.stop(CLOSE_UNAUTHENTICATED, "signed out");
     if (token === undefined) return this.scheduleReconnect();
     let ws;
-    try {
-      ws = new WebSocket(this.url);
-    } catch {
-      return this.scheduleReconnect();
-    }
-    this.ws = ws;
+    try { ws = this.ws = new WebSocket(this.url); } catch { return this.scheduleReconnect(); }
     this.used = token;
     const mine = (fn) => (event) => gen === this.gen && fn(event);
     ws.addEventListener("open", mine(() => this.send({ op: "auth", token })));
@@ -114,7 +94,7 @@ export class Socket {
       const gen = this.gen;
       const fresh = await this.token().catch(() => null);
       if (gen !== this.gen) return;
-      if (!fresh || fresh === this.used) return this.stop("offline", code, reason);
+      if (!fresh || fresh === this.used) return this.stop(code, reason);
       this.status("connecting", code, reason);
       return this.connect();
     }
@@ -122,7 +102,7 @@ export class Socket {
     this.scheduleReconnect(code, reason);
   }
 
-  /** Close the current socket and ignore its later events. */
+  /** Close, ignoring the socket's later events. */
   abandon(code, reason) {
     this.gen++;
     this.stopHeartbeat();
@@ -137,19 +117,16 @@ export class Socket {
     const delay = backoffDelay(this.attempt++);
     this.retryAt = Date.now() + delay;
     this.timers.retry = setTimeout(() => this.connect(), delay);
-    this.timers.tick = setInterval(() => this.status("connecting"), TICK_MS);
     this.status("connecting", code, reason);
   }
 
   clearRetry() {
     clearTimeout(this.timers.retry);
-    clearInterval(this.timers.tick);
     this.retryAt = null;
   }
 
   status(status, code, reason) {
-    this.onStatus({ status, retryAt: status === "connecting" ? this.retryAt : null,
-      ...(code === undefined ? {} : { code, reason }) });
+    this.onStatus({ status, retryAt: status === "connecting" ? this.retryAt : null, code, reason });
   }
 
   offline() {
@@ -165,7 +142,6 @@ export class Socket {
     this.timers.ping = this.timers.pong = null;
   }
 
-  /** Ping now; without an answer (any frame) within PONG_TIMEOUT_MS the socket counts as dead. */
   checkAlive() {
     if (this.send({ op: "ping" }) && !this.timers.pong) {
       this.timers.pong = setTimeout(() => {

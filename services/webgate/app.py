@@ -26,19 +26,25 @@ from .listener import track_requests
 from .security import add_security_headers
 from .ws import websocket
 
-__all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "OPENAPI_PATH"]
+__all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "SDK_DIR", "SDK_MODULES", "OPENAPI_PATH"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Only these files are served (never a path taken from the request). The page is native ES
 # modules (docs/architecture.md, "The page"): each module it imports must be listed here.
 # The OpenAPI 3 description of the HTTP API is kept by hand beside the page;
 # tests/webgate/test_openapi.py holds it to the routes registered here.
-PAGE_MODULES = ("main.js", "state.js", "model.js", "frames.js", "groupbox.js", "socket.js", "api.js",
+PAGE_MODULES = ("main.js", "state.js", "model.js", "frames.js", "groupbox.js", "api.js",
                 "dom.js", "render.js", "panels.js", "auth.js")
 STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/favicon.svg": "favicon.svg",
                 **{f"/{name}": name for name in PAGE_MODULES},
                 "/api/openapi.json": "openapi.json"}
 OPENAPI_PATH = STATIC_DIR / "openapi.json"
+# chorus.js and the widgets (docs/sdk.md), served at /sdk/NAME to this page and to other
+# sites' pages: those import them across origins, so the answers allow any origin to read
+# them (they are public code; no cookie is involved in fetching a module) and are gzipped.
+SDK_DIR = STATIC_DIR / "sdk"
+SDK_MODULES = ("chorus.js", "session.js", "socket.js", "tabs.js", "policy.js", "widgets.js")
+SDK_HEADERS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
 
 
 def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.Application:
@@ -52,6 +58,8 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.A
     app.router.add_get("/healthz", _healthz)
     for path, name in STATIC_FILES.items():
         app.router.add_get(path, _static(STATIC_DIR / name))
+    for name in SDK_MODULES:
+        app.router.add_get(f"/sdk/{name}", _static(SDK_DIR / name, SDK_HEADERS, compress=True))
     app.cleanup_ctx.append(lambda app: _backends(app, settings, curve))
     app.on_shutdown.append(_going_away)
     return app
@@ -120,11 +128,14 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _static(path: Path):
+def _static(path: Path, headers: dict[str, str] | None = None, *, compress: bool = False):
     content_type = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
                     ".json": "application/json", ".svg": "image/svg+xml"}[path.suffix]
 
     async def handler(_request: web.Request) -> web.Response:
-        return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
-                            headers={"Cache-Control": "no-cache"})
+        response = web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
+                                headers={"Cache-Control": "no-cache", **(headers or {})})
+        if compress:
+            response.enable_compression()  # gzip or deflate, when the request accepts one
+        return response
     return handler

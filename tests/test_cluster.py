@@ -20,7 +20,8 @@ from conftest import _with_search_path, free_port
 from faultload import Crowd, stored_seqs
 from processes import Service, service_env
 
-from chat import Api
+from chat import Api, Person
+from generic_grpc import call_without_stubs
 from chorus.common.keys import ensure_keys
 from chorus.wire.cluster import rendezvous_owner
 
@@ -178,3 +179,26 @@ async def test_a_fourth_broker_takes_a_share_under_load_and_nothing_is_lost(clus
         await assert_gap_free(crowd)
         owners = {rendezvous_owner(g, ["b1", "b2", "b3", "b4"]) for g in crowd.groups}
         assert "b4" in owners, "the groups the new broker wins"  # the hash gives it some of 12
+
+
+async def test_a_backend_posts_through_any_brokers_messages_service_into_any_group(cluster):
+    """The Messages service of each broker forwards a post to its group's owner (MOVED tells it
+    which): the post is stored once, in the group's own sequence, and reaches the pages."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, cluster.url("webgate-a"))
+        ws_url = cluster.url("webgate-b").replace("http", "ws") + "/ws"
+        alice = await Person.register(api, ws_url, "alice")
+        groups = [await alice.create_group() for _ in range(6)]
+        owners = {rendezvous_owner(g["id"], ["b1", "b2", "b3"]) for g in groups}
+        assert len(owners) > 1, "the groups are spread over the brokers"
+        page = await alice.open_page()
+        for broker in ("b1", "b2", "b3"):
+            address = cluster.started[broker].address("grpc")
+            for n, group in enumerate(groups):
+                reply = await asyncio.to_thread(
+                    call_without_stubs, address, "chorus.messages.v1.Messages", "PostMessage",
+                    group_id=group["id"], sender_name="Billing", text=f"via {broker}",
+                    idempotency_key=f"{broker}-{n}")
+                assert reply.seq == {"b1": 1, "b2": 2, "b3": 3}[broker]
+                frame = await page.expect("message", group=group["id"], seq=reply.seq)
+                assert frame["text"] == f"via {broker}" and frame["system"] is True

@@ -36,7 +36,7 @@ from .cluster_store import ClusterStore
 from .clustering import ClusterMember, advertised
 from .config import Settings
 from .core import BrokerCore
-from .messages_service import BrokerClient, MembershipGroups, MessagesServicer, create_server
+from .messages_service import BrokerClient, MembershipGroups, MessagesServicer, OwnerClients, create_server
 from .server import BrokerServer
 from .storage import MessageStore, migrate, use_full_sync
 
@@ -107,6 +107,10 @@ def _serve(settings: Settings, store: MessageStore, cluster_tables: ClusterStore
             return _fail(f"cannot bind {settings.router_endpoint} / {settings.pub_endpoint}: {exc}", code=2)
         client = BrokerClient(server.context, internal, client_id=f"{broker_id}-grpc",
                               timeout_secs=settings.backend_timeout_secs)
+        if member is not None:  # a post for a group another broker owns is forwarded to it
+            client = OwnerClients(client, lambda router: BrokerClient(
+                server.context, router, client_id=f"{broker_id}-fwd", timeout_secs=settings.backend_timeout_secs,
+                curve=curve.as_client() if curve is not None else None))
         servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=settings.backend_timeout_secs)
         try:
             grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers)

@@ -92,9 +92,10 @@ class ClusterBroker:
         self._tasks.append(asyncio.create_task(self._poll(), name="broker-cluster"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks, self._tasks = list(self._tasks), []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for name in list(self._members):
@@ -115,9 +116,12 @@ class ClusterBroker:
 
     async def _poll(self) -> None:
         while True:
-            info = await self._ask_cluster()
-            if info is not None:
-                await self.apply(info)
+            try:
+                info = await self._ask_cluster()
+                if info is not None:
+                    await self.apply(info)
+            except Exception:  # a bug of ours must not stop following the cluster
+                log.exception("following the live brokers failed; trying again")
             await asyncio.sleep(self._poll_secs if self._members else min(self._poll_secs, 0.2))
 
     async def _ask_cluster(self) -> broker_pb2.ClusterInfo | None:
@@ -145,7 +149,20 @@ class ClusterBroker:
         except DecodeError:
             log.error("dropped a cluster announcement that is not a ClusterInfo")
             return
-        asyncio.get_running_loop().create_task(self.apply(info))
+        self._background(self.apply(info), "broker-cluster-apply")
+
+    def _background(self, coroutine, name: str) -> None:
+        """Run ``coroutine`` as a task we keep (so it is not collected half-way) and whose
+        failure is logged, not lost."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.append(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
 
     async def apply(self, info: broker_pb2.ClusterInfo) -> None:
         """Take a new live set: links for new brokers, none for gone ones, moved groups caught up."""
@@ -296,10 +313,8 @@ class ClusterBroker:
 
     def _refresh_soon(self) -> None:
         """Something suggests the live set changed: ask now rather than at the next poll."""
-        loop = asyncio.get_running_loop()
         if not any(t.get_name() == "broker-cluster-refresh" and not t.done() for t in self._tasks):
-            self._tasks = [t for t in self._tasks if not t.done()]
-            self._tasks.append(loop.create_task(self._refresh(), name="broker-cluster-refresh"))
+            self._background(self._refresh(), "broker-cluster-refresh")
 
     async def _refresh(self) -> None:
         info = await self._ask_cluster()

@@ -16,11 +16,11 @@ import time
 
 import aiohttp
 import pytest
-from conftest import _with_search_path, free_port
+from conftest import _with_search_path, free_port, running_stack
 from faultload import Crowd, stored_seqs
 from processes import Service, service_env
 
-from chat import Api, Person
+from chat import Api, Person, assert_delivered_to
 from generic_grpc import call_without_stubs
 from chorus.common.keys import ensure_keys
 from chorus.wire.cluster import rendezvous_owner
@@ -202,3 +202,22 @@ async def test_a_backend_posts_through_any_brokers_messages_service_into_any_gro
                 assert reply.seq == {"b1": 1, "b2": 2, "b3": 3}[broker]
                 frame = await page.expect("message", group=group["id"], seq=reply.seq)
                 assert frame["text"] == f"via {broker}" and frame["system"] is True
+
+
+async def test_chorus_up_with_brokers_2_runs_a_cluster_people_chat_on(tmp_path, postgres_url, postgres_schema):
+    """The documented one command: `chorus up --brokers 2 --database-url postgresql://...`."""
+    database = _with_search_path(postgres_url, postgres_schema)
+    with running_stack(tmp_path, {"CHORUS_REGISTRATIONS_PER_IP": "1000000"},
+                       args=["--brokers", "2", "--database-url", database]) as stack:
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, stack.base_url)
+            alice = await Person.register(api, stack.ws_url, "alice")
+            bob = await Person.register(api, stack.ws_url, "bob")
+            groups = [await alice.create_group() for _ in range(6)]
+            assert len({rendezvous_owner(g["id"], ["broker-1", "broker-2"]) for g in groups}) == 2
+            for group in groups:
+                await bob.join(group)
+            pages = [await alice.open_page(), await bob.open_page()]
+            for group in groups:
+                await pages[0].post_and_ack(group, f"hello {group['id']}")
+                await assert_delivered_to(pages, group, f"hello {group['id']}")

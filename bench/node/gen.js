@@ -9,7 +9,8 @@
 //   {"cmd": "connect", "sockets": N}     N sockets, socket i for user i % users.length
 //   {"cmd": "run", "step": K, "rate": R, "duration": D, "drain": S}
 //        senders (sockets 0..senders-1) post R msgs/s in total for D s, then wait up to S s
-//        for the deliveries still due; answers counts and the latency distribution
+//        for the deliveries still due; answers counts, the delivery latency distribution and (Chorus)
+//        `ack`: the distribution of send -> ack on the sender's socket, by ref
 //   {"cmd": "post", "step": K, "group": GID, "drain": S}   one message from socket 0
 //   {"cmd": "quit"}
 // Every message text is "b:STEP:MICROS" with MICROS from this process's monotonic clock, so
@@ -33,7 +34,21 @@ let step = null;             // counters of the step in progress
 
 function newStep(id) {
   return { id, sent: 0, acked: 0, errors: 0, expected: 0, delivered: 0, stale: 0, closed: 0,
-           hist: new Uint32Array(HIST_SIZE), maxUs: 0, firstSendUs: 0, lastDeliveryUs: 0 };
+           hist: new Uint32Array(HIST_SIZE), maxUs: 0, firstSendUs: 0, lastDeliveryUs: 0,
+           sentAt: new Map(), ackHist: new Uint32Array(HIST_SIZE), ackMaxUs: 0, lastAckUs: 0, errorCodes: {} };
+}
+
+// Chorus: an ack's latency is from its send (by ref) to the ack on the sender's socket.
+function answered(frame) {
+  const sentUs = step.sentAt.get(frame.ref);
+  if (sentUs === undefined) return;
+  step.sentAt.delete(frame.ref);
+  if (frame.op === 'error') return;
+  const t = nowUs();
+  const lat = t - sentUs;
+  step.lastAckUs = t;
+  if (lat > step.ackMaxUs) step.ackMaxUs = lat;
+  step.ackHist[Math.min(HIST_SIZE - 1, Math.max(0, Math.floor(lat / HIST_BUCKET_US)))]++;
 }
 
 function delivered(stepId, sentUs) {
@@ -105,9 +120,13 @@ function connectChorus(user) {
       } else if (data[7] === 0x6d /* m */ && data.indexOf('{"op":"message"') === 0) {   // orjson: no spaces
         marked(data);
       } else if (step) {
-        const op = JSON.parse(data.toString()).op;
-        if (op === 'ack') step.acked++;
-        else if (op === 'error') step.errors++;
+        const frame = JSON.parse(data.toString());
+        if (frame.op === 'ack') step.acked++;
+        else if (frame.op === 'error') {
+          step.errors++;
+          step.errorCodes[frame.code] = (step.errorCodes[frame.code] || 0) + 1;
+        }
+        if (frame.op === 'ack' || frame.op === 'error') answered(frame);
       }
     },
     send: (group, text, ref) => JSON.stringify({ op: 'send', group, text, ref }),
@@ -174,27 +193,29 @@ async function connect(n) {
          error: firstError, secs: (performance.now() - t0) / 1000 });
 }
 
-function percentiles(s) {
+function percentiles(s, hist = s.hist, count = s.delivered, maxUs = s.maxUs) {
   const qs = [0.5, 0.9, 0.99];
   const out = [];
   let seen = 0;
   let qi = 0;
   for (let b = 0; b < HIST_SIZE && qi < qs.length; b++) {
-    seen += s.hist[b];
-    while (qi < qs.length && s.delivered > 0 && seen >= Math.ceil(qs[qi] * s.delivered)) {
+    seen += hist[b];
+    while (qi < qs.length && count > 0 && seen >= Math.ceil(qs[qi] * count)) {
       out.push(((b + 1) * HIST_BUCKET_US) / 1000);   // bucket upper edge, ms
       qi++;
     }
   }
   while (out.length < qs.length) out.push(null);
-  return { p50: out[0], p90: out[1], p99: out[2], max: s.delivered ? s.maxUs / 1000 : null };
+  return { p50: out[0], p90: out[1], p99: out[2], max: count ? maxUs / 1000 : null };
 }
 
 function result(s, sendSecs) {
   const activeUs = (s.lastDeliveryUs || nowUs()) - s.firstSendUs;
   return { event: 'result', step: s.id, sent: s.sent, acked: s.acked, errors: s.errors, expected: s.expected,
            delivered: s.delivered, stale: s.stale, closed: s.closed, send_secs: sendSecs,
-           active_secs: activeUs / 1e6, ...percentiles(s) };
+           active_secs: activeUs / 1e6, ...percentiles(s), error_codes: s.errorCodes,
+           ack_secs: ((s.lastAckUs || nowUs()) - s.firstSendUs) / 1e6,
+           ack: percentiles(s, s.ackHist, s.acked, s.ackMaxUs) };
 }
 
 async function drain(s, drainSecs) {
@@ -222,7 +243,9 @@ async function run({ step: id, rate, duration, drain: drainSecs }) {
         const groups = sender.user.groups;
         const group = groups[Math.floor(n / senders.length) % groups.length];
         s.expected += socketsInGroup[group] || 0;
-        sender.send(group, `b:${id}:${nowUs()}`, String(n));
+        const sentUs = nowUs();
+        s.sentAt.set(String(n), sentUs);
+        sender.send(group, `b:${id}:${sentUs}`, String(n));
       }
       // bounded: all `total` messages, or the duration plus a second of slack when we fall behind
       if (s.sent >= total || performance.now() - t0 > duration * 1000 + 1000) resolve();

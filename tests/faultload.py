@@ -193,7 +193,7 @@ class Crowd:
 
         async def register(i: int) -> Person:
             async with sem:
-                return await _retrying(lambda: Person.register(api, ws_url, f"f{i}_"))
+                return await _retrying(lambda: Person.register(api, ws_url, f"f{i}_"), attempts=8)
         crowd = await asyncio.gather(*(register(i) for i in range(people)))
         owner = crowd[0]
         group_ids = [(await owner.create_group())["id"] for _ in range(groups)]

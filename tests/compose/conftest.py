@@ -48,6 +48,9 @@ def _why_not_runnable() -> str | None:
     return None
 
 
+IMAGES = ("auth", "membership", "broker", "webgate")  # compose.yaml's chorus-NAME images
+
+
 @dataclass
 class ComposeStack:
     command: list[str]
@@ -86,6 +89,17 @@ class ComposeStack:
 
 @pytest.fixture(scope="session")
 def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
+    yield from _compose_stack(tmp_path_factory, ["compose.yaml", "tests/compose/compose.test.yaml"])
+
+
+@pytest.fixture(scope="session")
+def compose_cluster_stack(tmp_path_factory) -> Iterator[ComposeStack]:
+    """The same with compose.cluster.yaml: three brokers sharing the groups."""
+    yield from _compose_stack(tmp_path_factory, ["compose.yaml", "compose.cluster.yaml",
+                                                 "tests/compose/compose.test.yaml"])
+
+
+def _compose_stack(tmp_path_factory, files: list[str]) -> Iterator[ComposeStack]:
     problem = _why_not_runnable()
     if problem:
         if os.environ.get("CI") == "true":
@@ -100,10 +114,12 @@ def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
     ports = {"http": free_port(), "webgate-a": free_port(), "webgate-b": free_port(),
              "membership": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    project = f"chorustest{secrets.token_hex(4)}"
     env.update({
-        "COMPOSE_PROJECT_NAME": f"chorustest{secrets.token_hex(4)}",
-        "COMPOSE_FILE": os.pathsep.join([str(ROOT / "compose.yaml"),
-                                         str(ROOT / "tests/compose/compose.test.yaml")]),
+        "COMPOSE_PROJECT_NAME": project,
+        # Images of this checkout only: another checkout's tests on this machine build the same names.
+        "CHORUS_VERSION": project,
+        "COMPOSE_FILE": os.pathsep.join(str(ROOT / name) for name in files),
         "CHORUS_SECRETS_DIR": str(secrets_dir),
         "CHORUS_HTTP_PORT": str(ports["http"]),
         "CHORUS_TEST_WEBGATE_A_PORT": str(ports["webgate-a"]),
@@ -118,9 +134,13 @@ def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
         stack.wait_healthy("webgate-a", "webgate-b", "http")
         yield stack
     except subprocess.CalledProcessError as exc:
-        raise AssertionError(f"compose up failed:\n{exc.stdout}\n{exc.stderr}") from None
+        state = stack.run("ps", check=False).stdout
+        logs = stack.run("logs", "--tail=15", check=False).stdout
+        raise AssertionError(f"compose up failed:\n{exc.stderr[-3000:]}\n{state}\n{logs}") from None
     finally:
         stack.run("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180, check=False)
+        subprocess.run(["docker", "image", "rm", *(f"chorus-{s}:{project}" for s in IMAGES)],
+                       capture_output=True, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -128,3 +148,9 @@ async def compose_api(compose_stack) -> Iterator[Api]:
     # No cap on open connections (aiohttp's default is 100): the fault suite holds hundreds of pages.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         yield Api(http, compose_stack.base_url)
+
+
+@pytest.fixture
+async def compose_cluster_api(compose_cluster_stack) -> Iterator[Api]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        yield Api(http, compose_cluster_stack.base_url)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import BigInteger, Text, delete, event, func, insert, tuple_, update
+from sqlalchemy import BigInteger, Text, column, delete, event, func, insert, select, tuple_, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -148,17 +148,27 @@ _database_errors = translate_database_errors(
 
 
 def _check_fence(conn, fence: Fence, messages: Sequence[StoredMessage]) -> None:
-    """Advance each group's owner row to the batch's last seq where the fence still holds."""
+    """Advance each group's owner row to the batch's last seq where the fence still holds; if any
+    group's row does not (it moved), raise Fenced naming those (the transaction then stores nothing)."""
     last: dict[str, int] = {}
     for m in messages:
         last[m.group_id] = max(m.seq, last.get(m.group_id, 0))
+    ours = (OWNERS.c.node == fence.node, OWNERS.c.incarnation == fence.incarnation)
+    if conn.dialect.name == "postgresql":  # one statement for the whole batch
+        batch = values(column("g", Text), column("s", BigInteger), column("e", BigInteger), name="batch").data(
+            [(group, seq, fence.epochs.get(group, -1)) for group, seq in last.items()])
+        moved = conn.execute(update(OWNERS).where(OWNERS.c.group_id == batch.c.g, OWNERS.c.epoch == batch.c.e,
+                                                  *ours).values(last_seq=batch.c.s))
+        if moved.rowcount == len(last):
+            return
+        held = set(conn.execute(select(OWNERS.c.group_id).where(
+            OWNERS.c.group_id.in_(list(last)), *ours,
+            tuple_(OWNERS.c.group_id, OWNERS.c.epoch).in_([(g, fence.epochs.get(g, -1)) for g in last]))).scalars())
+        raise Fenced([g for g in last if g not in held])
     lost = []
     for group, seq in last.items():
-        moved = conn.execute(
-            update(OWNERS).where(OWNERS.c.group_id == group, OWNERS.c.node == fence.node,
-                                 OWNERS.c.incarnation == fence.incarnation,
-                                 OWNERS.c.epoch == fence.epochs.get(group, -1))
-            .values(last_seq=seq))
+        moved = conn.execute(update(OWNERS).where(OWNERS.c.group_id == group, OWNERS.c.epoch == fence.epochs.get(group, -1),
+                                                  *ours).values(last_seq=seq))
         if moved.rowcount != 1:
             lost.append(group)
     if lost:

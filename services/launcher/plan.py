@@ -9,6 +9,8 @@
   (loopback unless asked), so sharing the page on a network shares nothing else.
 - The broker and its clients are given their own folder of DATA_DIR/keys
   (``keys_root``): ZeroMQ traffic is authenticated and encrypted here too.
+- The sites whose tokens sign people in, and the origins allowed to open
+  WebSockets, are webgate's: given to `chorus up`, they are passed on to it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chorus.common.config import join_host_port
+from chorus.common.sites import site_flags
 from chorus.launcher.config import PORT_FIELDS, Settings
 
 __all__ = ["SERVICES", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
@@ -67,9 +70,14 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
         "webgate": ["--listen", join_host_port(settings.host, ports["http_port"]),
                     "--auth", at("auth_port"), "--membership", at("membership_port"),
                     "--broker-router", f"tcp://{at('broker_router_port')}",
-                    "--broker-pub", f"tcp://{at('broker_pub_port')}", *keys("gateway")],
+                    "--broker-pub", f"tcp://{at('broker_pub_port')}", *keys("gateway"), *_site_flags(settings)],
     }
     return [python, "-m", "chorus", service, *commands[service]]
+
+
+def _site_flags(settings: Settings) -> list[str]:
+    origins = ["--allowed-origins", ",".join(settings.allowed_origins)] if settings.allowed_origins else []
+    return [*site_flags(settings.sites), *origins]
 
 
 def keys_root(settings: Settings) -> Path:

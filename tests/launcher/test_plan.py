@@ -122,3 +122,16 @@ def test_supervision_settings_from_flags_or_environment():
                                                       "CHORUS_RESTART_BACKOFF_SECS": "0.25"})
     assert (settings.restart_limit, settings.restart_window_secs, settings.restart_backoff_secs) == (2, 30.5, 0.25)
     assert settings.data_dir == Path("/home/someone/.local/share/chorus")
+
+
+def test_sites_and_allowed_origins_are_passed_to_the_page_alone():
+    cmds = commands(settings_for(["--site-issuer", "school", "--site-key-file", "/s/school",
+                                  "--site-issuer", "shop", "--site-jwks", "https://shop.example/jwks.json",
+                                  "--allowed-origins", "https://school.example,https://shop.example"]))
+    webgate = cmds["webgate"]
+    tail = webgate[webgate.index("--site-issuer"):]
+    assert tail == ["--site-issuer", "school", "--site-key-file", "/s/school",
+                    "--site-issuer", "shop", "--site-jwks", "https://shop.example/jwks.json",
+                    "--allowed-origins", "https://school.example,https://shop.example"]
+    assert not any("--site-issuer" in cmd for name, cmd in cmds.items() if name != "webgate")
+    assert "--site-issuer" not in commands(settings_for([]))["webgate"]

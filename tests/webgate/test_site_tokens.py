@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import time
 
 import jwt
@@ -131,3 +134,59 @@ def test_bad_key_configuration_stops_the_gateway_with_the_site_named(tmp_path):
     bad.write_text('{"keys": []}')
     with pytest.raises(ValueError, match="not a usable JWKS"):
         load_sites((SiteSpec(issuer="shop", jwks=str(bad)),), jwks_cache_secs=60, fetch_timeout_secs=1)
+
+
+class JwksServer:
+    """The shop's JWKS at a real http URL (a thread on a loopback port)."""
+
+    def __init__(self, site: KeyPairSite) -> None:
+        self.site, self.fetches = site, 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                owner.fetches += 1
+                body = json.dumps(owner.site.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def published(shop):
+    server = JwksServer(shop)
+    yield server
+    server.close()
+
+
+def test_a_jwks_at_a_url_is_fetched_once_and_cached_until_its_lifetime_ends(published, shop):
+    cache_secs = 0.5
+    sites = load_sites((SiteSpec(issuer="shop", jwks=published.url),), jwks_cache_secs=cache_secs,
+                       fetch_timeout_secs=2)
+    verifier = SiteTokens(sites, max_lifetime_secs=60)
+    for _ in range(3):
+        assert verifier.verify(shop.token(lifetime=30), time.time()).subject == "user-1"
+    assert published.fetches == 1
+    new_kid = shop.rotate()  # the site publishes a new key and signs with it
+    time.sleep(cache_secs + 0.1)
+    assert verifier.verify(shop.token(kid=new_kid, lifetime=30), time.time()).subject == "user-1"
+    assert published.fetches == 2
+
+
+def test_an_unreachable_jwks_url_is_unavailable_not_a_refusal(shop):
+    sites = load_sites((SiteSpec(issuer="shop", jwks="http://127.0.0.1:9/jwks.json"),), jwks_cache_secs=60,
+                       fetch_timeout_secs=1)
+    with pytest.raises(errors.SiteKeysUnavailable):
+        SiteTokens(sites, max_lifetime_secs=60).verify(shop.token(lifetime=30), time.time())

@@ -14,23 +14,14 @@ from argon2 import PasswordHasher
 from chorus.auth.passwords import Passwords
 from chorus.auth.server import create_server
 from chorus.auth.servicer import AuthServicer
-from chorus.auth.storage import AuthStore, migrate
+from chorus.auth.storage import AuthStore
 from chorus.auth.tokens import DeviceTokens, TokenSigner
 from chorus.auth.validation import check_username, external_username
-from chorus.common.db import create_db_engine, sqlite_url
 from chorus.wire.pb import auth_pb2 as pb
 from chorus.wire.pb import auth_pb2_grpc as pb_grpc
 
 PASSWORD = "correct horse battery"
 WRONG_CREDENTIALS = "wrong username or password"
-
-
-@pytest.fixture
-def accounts(tmp_path):
-    engine = create_db_engine(sqlite_url(tmp_path, "auth"))
-    migrate(engine)
-    yield AuthStore(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -34,15 +34,16 @@ _ADDRESS_FLAGS = {
 class Service:
     """One `python -m chorus NAME ARGS...` process; its logs (stderr) go to a log file."""
 
-    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path, label: str | None = None):
         self.name, self.args, self.env, self.log_dir = name, list(args), env, log_dir
+        self.label = label or name  # names its log files: several brokers or gateways in one test
         self.process: subprocess.Popen | None = None
         self.ready: dict | None = None  # the readiness object of the current run
         self.starts = 0
 
     def start(self) -> "Service":
         self.starts += 1
-        log_path = self.log_dir / f"{self.name}.{self.starts}.log"
+        log_path = self.log_dir / f"{self.label}.{self.starts}.log"
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "chorus", self.name, *self.args],
                                             stdout=subprocess.PIPE, stderr=log, env=self.env)

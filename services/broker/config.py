@@ -13,15 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
+from pydantic import AfterValidator, Field
+
 from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, BindEndpoint, HostPort, OptionalPath,
                                   PositiveFloat, PositiveInt, ReadyFile, database_rows, ready_file_setting,
                                   resolve_database_url)
 from chorus.common.settings import Setting, add_flags, read, table
 from chorus.wire.endpoints import (DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER, DEFAULT_MEMBERSHIP_ADDRESS,
                                    DEFAULT_MESSAGES_ADDRESS)
-from chorus.wire.limits import DEFAULT_MAX_TEXT_CHARS
+from chorus.wire.limits import DEFAULT_MAX_TEXT_CHARS, MAX_ID_CHARS
 from chorus.wire.limits import MAX_HISTORY_PAGE as DEFAULT_MAX_HISTORY_PAGE
 
+from .clustering import DEFAULT_LEASE_SECS, DEFAULT_RENEW_SECS
 from .core import DEFAULT_KEY_RETENTION_SECS
 
 __all__ = ["Settings", "add_arguments", "settings_from_args"]
@@ -36,7 +39,12 @@ DEFAULT_TICK_SECS = 0.5
 DEFAULT_BACKEND_TIMEOUT_SECS = 5.0
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0
+DEFAULT_HAND_OVER_SECS = 1.0
 _SQLITE_NAME = "broker"  # -> broker.db in the data directory
+
+
+ClusterNodeName = Annotated[str, AfterValidator(lambda v: _cluster_node(v))]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,9 +96,39 @@ class Settings:
         "--key-retention-secs", "CHORUS_BROKER_KEY_RETENTION_SECS",
         "how long a send's idempotency key is remembered (a repeat gets the original ack)",
     )] = DEFAULT_KEY_RETENTION_SECS
+    cluster_node: Annotated[ClusterNodeName, Setting(
+        "--cluster-node", "CHORUS_BROKER_CLUSTER_NODE",
+        "join a cluster of brokers sharing the PostgreSQL database under this name (stable across "
+        "restarts, unique in the cluster); empty: a lone broker that owns every group",
+    )] = ""
+    advertise_host: Annotated[str, Setting(
+        "--advertise-host", "CHORUS_BROKER_ADVERTISE_HOST",
+        "cluster: the host other services reach this broker at (default: the host it binds, "
+        "or this machine's name when it binds every interface)",
+    )] = ""
+    lease_secs: Annotated[PositiveFloat, Setting(
+        "--lease-secs", "CHORUS_BROKER_LEASE_SECS",
+        "cluster: a broker that has not renewed its lease for this long (paused, cut off) loses its groups",
+    )] = DEFAULT_LEASE_SECS
+    lease_renew_secs: Annotated[PositiveFloat, Setting(
+        "--lease-renew-secs", "CHORUS_BROKER_LEASE_RENEW_SECS",
+        "cluster: how often the lease is renewed and the live brokers re-read (a killed broker's "
+        "groups move within about this long)",
+    )] = DEFAULT_RENEW_SECS
+    hand_over_secs: Annotated[NonNegativeFloat, Setting(
+        "--hand-over-secs", "CHORUS_BROKER_HAND_OVER_SECS",
+        "cluster: on SIGTERM, after handing the groups over, keep redirecting requests this long",
+    )] = DEFAULT_HAND_OVER_SECS
     keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
     insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
     ready_file: Annotated[ReadyFile, ready_file_setting("broker")] = None
+
+
+def _cluster_node(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_ID_CHARS or (value and not all(c.isalnum() or c in "-_." for c in value)):
+        raise ValueError(f"a node name is at most {MAX_ID_CHARS} letters, digits, '-', '_' or '.'; got {value!r}")
+    return value
 
 
 _DATABASE = database_rows(_SQLITE_NAME)
@@ -108,4 +146,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
     """
     values = read(_TABLE, args, env)
     url, data_dir, password_file = (values.pop(row.name) for row in _DATABASE)
+    if values["lease_renew_secs"] >= values["lease_secs"]:
+        raise ValueError(f"--lease-renew-secs ({values['lease_renew_secs']}) must be shorter than "
+                         f"--lease-secs ({values['lease_secs']})")
     return Settings(**values, database_url=resolve_database_url(url, data_dir, password_file, env, _SQLITE_NAME))

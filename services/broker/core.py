@@ -41,9 +41,11 @@ from chorus.common.text import describe_control, forbidden_control, is_invisible
 from chorus.wire.pb import broker_pb2
 
 from .barrier import SubscriptionBarrier
-from .errors import BadRequest, BrokerError, Forbidden, NotMember, NotReady, UnknownGateway, UnknownSession
+from .clustering import ClusterMember, cluster_info
+from .errors import BadRequest, BrokerError, Forbidden, Moved, NotMember, NotReady, UnknownGateway, UnknownSession
 from .memberships import MembershipTable
 from .outputs import Output, Publish, Reply, failure, reply
+from .ownership import MovedTo
 from .posting import PendingPost, PostBatcher, delivery_of
 from .records import Store
 from .routing import RoutingTable
@@ -65,9 +67,10 @@ DEFAULT_KEY_PURGE_EVERY_SECS = 60.0
 # What each role may ask (see chorus.common.curve for how a request's role is known).
 ALLOWED: dict[str, frozenset[str]] = {
     "gateway": frozenset({"hello", "open_session", "close_session", "post", "sync", "history", "group_states",
-                          "mark_read", "online"}),
-    "membership": frozenset({"hello", "membership_change", "membership_snapshot"}),
-    "internal": frozenset({"hello", "system_post", "history"}),  # the Messages gRPC service, over inproc
+                          "mark_read", "online", "cluster"}),
+    "membership": frozenset({"hello", "membership_change", "membership_snapshot", "cluster"}),
+    "internal": frozenset({"hello", "system_post", "history", "cluster"}),  # the Messages gRPC service, over inproc
+    "broker": frozenset({"hello", "system_post", "history", "cluster"}),  # another broker's Messages service
 }
 
 
@@ -85,12 +88,16 @@ class BrokerCore:
         key_purge_every_secs: float = DEFAULT_KEY_PURGE_EVERY_SECS,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
+        cluster: ClusterMember | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.routing = RoutingTable()
         self.memberships = MembershipTable()
         self._store = store
-        self._posts = PostBatcher(store, wall_clock_ms=wall_clock_ms)
+        self.cluster = cluster
+        self._posts = PostBatcher(store, wall_clock_ms=wall_clock_ms,
+                                  ownership=cluster.ownership if cluster else None,
+                                  cluster=cluster.tables if cluster else None)
         self._gateway_timeout_secs = gateway_timeout_secs
         self._max_text_chars = max_text_chars
         self._max_history_page = max_history_page
@@ -113,6 +120,7 @@ class BrokerCore:
             "online": self._online,
             "system_post": self._system_post,
             "membership_snapshot": self._membership_snapshot,
+            "cluster": self._cluster,
         }
 
     # entry points -----------------------------------------------------------
@@ -178,7 +186,28 @@ class BrokerCore:
         if now >= self._next_key_purge:
             self._posts.forget_old_keys(self._key_retention_ms)
             self._next_key_purge = now + self._key_purge_every_secs
-        return []
+        return self._renew(now) if self.cluster is not None else []
+
+    def _renew(self, now: float) -> list[Output]:
+        """Cluster: renew our lease; hand over what another broker now wins; announce the live set."""
+        outputs: list[Output] = []
+        if self.cluster.due(now):
+            releasing = self.cluster.renew(now)
+            if releasing:
+                outputs += self.flush()  # what we accepted for them is stored and acked by us first
+                self.cluster.release(releasing)
+                self._posts.forget(releasing)
+        announcement = self.cluster.announce_due(now)
+        if announcement is not None:
+            outputs.append(announcement)
+        return outputs
+
+    def leave(self) -> list[Output]:
+        """A graceful stop: store what was accepted, then hand every group over (cluster only)."""
+        outputs = self.flush()
+        if self.cluster is not None:
+            outputs += self.cluster.leave()
+        return outputs
 
     # sessions and membership --------------------------------------------------
 
@@ -242,6 +271,10 @@ class BrokerCore:
             return [reply(identity, request_id, done=broker_pb2.Done())]
         return []
 
+    def _cluster(self, identity: bytes, request_id: int, query) -> list[Output]:
+        info = cluster_info([]) if self.cluster is None else self.cluster.info()
+        return [reply(identity, request_id, cluster=info)]
+
     def _online(self, identity: bytes, request_id: int, online) -> list[Output]:
         _check_id(online.group_id, "group_id")
         members = sorted(self.routing.members_of(online.group_id) & self.memberships.members_of(online.group_id))
@@ -259,6 +292,7 @@ class BrokerCore:
             raise NotMember(f"not a member of group {post.group_id!r}")
         self._check_text(post.text)
         _check_key(post.idempotency_key)
+        self._check_owner(post.group_id)
         self._posts.add(PendingPost(identity, request_id, post.group_id, session.profile, post.text,
                                     post.idempotency_key))
         return []
@@ -270,6 +304,7 @@ class BrokerCore:
             raise BadRequest(f"sender_name must be 1-{MAX_SENDER_NAME_CHARS} printable characters")
         self._check_text(post.text)
         _check_key(post.idempotency_key)
+        self._check_owner(post.group_id)
         sender = broker_pb2.Person(id=SYSTEM_SENDER_ID, username=name, display_name=name)
         self._posts.add(PendingPost(identity, request_id, post.group_id, sender, post.text,
                                     post.idempotency_key, sender_key=f"{SYSTEM_SENDER_ID}:{name}"))
@@ -310,6 +345,18 @@ class BrokerCore:
         state = broker_pb2.GroupState(group_id=mark.group_id, last_seq=last, read_seq=read)
         return [reply(identity, request_id, states=broker_pb2.States(groups=[state]))]
 
+    def _check_owner(self, group_id: str) -> None:
+        """Cluster: only the group's owner (or its rendezvous winner, which claims it) takes posts."""
+        if self.cluster is None:
+            return
+        if self.cluster.leaving:
+            raise _moved(group_id, self.cluster.moved_to(group_id))
+        where = self.cluster.ownership.route(group_id)
+        if isinstance(where, MovedTo):
+            if where.node is None:
+                raise NotReady("this broker does not know the live brokers yet; try again")
+            raise _moved(group_id, where.node)
+
     def _check_text(self, text: str) -> None:
         if len(text) > self._max_text_chars:
             raise BadRequest(f"text is over {self._max_text_chars} characters")
@@ -317,6 +364,12 @@ class BrokerCore:
             raise BadRequest(describe_control("text", char))
         if is_invisible(text):  # blank, or only zero-width and other invisible characters
             raise BadRequest("text is blank")
+
+
+def _moved(group_id: str, node: str | None) -> Moved:
+    refusal = Moved(f"group {group_id!r} is served by another broker")
+    refusal.moved_to = node or ""
+    return refusal
 
 
 def _check_key(key: str) -> None:

@@ -12,6 +12,7 @@ each carrying the Failure.Code of the reply. Under the broker's names:
     +-- StoreUnavailable        ours: the message store failed; nothing was stored or sent
     +-- NotReady                ours: just started, memberships not loaded yet; nothing was done
     +-- Forbidden               the client's fault: its role (CURVE key) may not ask that
+    +-- Moved                   another broker owns the group (``moved_to``); nothing was done
 
 Each maps to a Failure reply exactly once, in core.py; the broker never stops
 serving because of what a peer sent, nor because the database hiccuped.
@@ -27,11 +28,11 @@ mapped once to a gRPC status at its servicer:
 
 from chorus.wire.conversation import BrokerRefused as BrokerError
 from chorus.wire.conversation import Malformed as BadRequest
-from chorus.wire.conversation import (Forbidden, NotMember, NotReady, StoreUnavailable, UnknownGateway,
+from chorus.wire.conversation import (Forbidden, Moved, NotMember, NotReady, StoreUnavailable, UnknownGateway,
                                       UnknownSession)
 
 __all__ = [
-    "BrokerError", "BadRequest", "UnknownGateway", "UnknownSession", "NotMember", "StoreUnavailable", "NotReady", "Forbidden",
+    "BrokerError", "BadRequest", "UnknownGateway", "UnknownSession", "NotMember", "StoreUnavailable", "NotReady", "Forbidden", "Moved",
     "MessagesError", "InvalidArgument", "GroupNotFound", "Unavailable",
 ]
 

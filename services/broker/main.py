@@ -30,9 +30,13 @@ from chorus.common.db import create_db_engine
 from chorus.common.curve import KeysError, ServerCurve
 from chorus.common.ids import new_id
 
+from chorus.wire.cluster import Node
+
+from .cluster_store import ClusterStore
+from .clustering import ClusterMember, advertised
 from .config import Settings
 from .core import BrokerCore
-from .messages_service import BrokerClient, MembershipGroups, MessagesServicer, create_server
+from .messages_service import BrokerClient, MembershipGroups, MessagesServicer, OwnerClients, create_server
 from .server import BrokerServer
 from .storage import MessageStore, migrate, use_full_sync
 
@@ -52,18 +56,29 @@ def run(settings: Settings) -> int:
     except OperationalError as exc:
         engine.dispose()
         return _fail(f"cannot open database {_safe(settings.database_url)}: {exc.orig or exc}", code=1)
+    if settings.cluster_node and engine.dialect.name != "postgresql":
+        engine.dispose()
+        return _fail("a cluster of brokers (--cluster-node) shares a PostgreSQL database: "
+                     "give --database-url postgresql://...", code=2)
+    cluster_tables = ClusterStore(engine) if settings.cluster_node else None
     try:
-        return _serve(settings, MessageStore(engine))
+        return _serve(settings, MessageStore(engine), cluster_tables)
     finally:
+        if cluster_tables is not None:
+            cluster_tables.close()
         engine.dispose()
 
 
-def _serve(settings: Settings, store: MessageStore) -> int:
+def _serve(settings: Settings, store: MessageStore, cluster_tables: ClusterStore | None) -> int:
     try:
         curve = ServerCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
     except KeysError as exc:
         return _fail(str(exc), code=2)
     broker_id = new_id("b")
+    member = None
+    if cluster_tables is not None:  # where we are reached is known once bound (below)
+        member = ClusterMember(cluster_tables, Node(settings.cluster_node, "", ""), broker_id,
+                               lease_secs=settings.lease_secs, renew_secs=settings.lease_renew_secs)
     core = BrokerCore(
         broker_id=broker_id,
         store=store,
@@ -71,6 +86,7 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         max_text_chars=settings.max_text_chars,
         max_history_page=settings.max_history_page,
         key_retention_secs=settings.key_retention_secs,
+        cluster=member,
     )
     server = BrokerServer(
         core,
@@ -79,6 +95,7 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         pub_hwm_msgs=settings.pub_hwm_msgs,
         tick_secs=settings.tick_secs,
         curve=curve,
+        hand_over_secs=settings.hand_over_secs if member is not None else 0.0,
     )
     channel = grpc.insecure_channel(settings.membership_address)
     client = None
@@ -90,6 +107,10 @@ def _serve(settings: Settings, store: MessageStore) -> int:
             return _fail(f"cannot bind {settings.router_endpoint} / {settings.pub_endpoint}: {exc}", code=2)
         client = BrokerClient(server.context, internal, client_id=f"{broker_id}-grpc",
                               timeout_secs=settings.backend_timeout_secs)
+        if member is not None:  # a post for a group another broker owns is forwarded to it
+            client = OwnerClients(client, lambda router: BrokerClient(
+                server.context, router, client_id=f"{broker_id}-fwd", timeout_secs=settings.backend_timeout_secs,
+                curve=curve.as_client() if curve is not None else None))
         servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=settings.backend_timeout_secs)
         try:
             grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers)
@@ -97,9 +118,14 @@ def _serve(settings: Settings, store: MessageStore) -> int:
             return _fail(f"--grpc-listen: {exc}", code=2)
         grpc_server.start()
         grpc_address = join_host_port(parse_host_port(settings.grpc_listen)[0], port)
+        if member is not None:
+            host = settings.advertise_host
+            member.me = Node(settings.cluster_node, advertised(router, host), advertised(pub, host),
+                             advertised(grpc_address, host))
         should_stop = _stop_after_grpc(grpc_server, settings.grace_secs)  # handlers before announcing
         print(f"broker listening: router {router} pub {pub} grpc {grpc_address}", file=sys.stderr, flush=True)
-        readiness.announce("broker", settings.ready_file, router=router, pub=pub, grpc=grpc_address)
+        readiness.announce("broker", settings.ready_file, router=router, pub=pub, grpc=grpc_address,
+                           **({"node": settings.cluster_node} if member is not None else {}))
         server.run(should_stop)
         return 0
     finally:

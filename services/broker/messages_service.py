@@ -28,14 +28,17 @@ import zmq
 from chorus.common.brokerlink import ThreadBrokerLink
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.grpcserver import create_grpc_server
-from chorus.wire.conversation import BrokerTimeout, BrokerUnreachable, Malformed, StoreUnavailable
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from chorus.common.curve import ClientCurve
+from chorus.wire.conversation import BrokerTimeout, BrokerUnreachable, Malformed, Moved, NotReady, StoreUnavailable
 from chorus.wire.pb import broker_pb2, membership_pb2, membership_pb2_grpc
 from chorus.wire.pb import messages_pb2 as pb
 from chorus.wire.pb import messages_pb2_grpc as pb_grpc
 
 from .errors import GroupNotFound, InvalidArgument, MessagesError, Unavailable
 
-__all__ = ["SERVICE_NAME", "BrokerClient", "MembershipGroups", "MessagesServicer", "create_server"]
+__all__ = ["SERVICE_NAME", "BrokerClient", "OwnerClients", "MembershipGroups", "MessagesServicer", "create_server"]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,10 @@ class BrokerClient:
     broker forgot us (UNKNOWN_GATEWAY, nothing was done), Hello and one retry.
     """
 
-    def __init__(self, context: zmq.Context, endpoint: str, *, client_id: str, timeout_secs: float) -> None:
+    def __init__(self, context: zmq.Context, endpoint: str, *, client_id: str, timeout_secs: float,
+                 curve: ClientCurve | None = None) -> None:
         self._context, self._endpoint, self._client_id = context, endpoint, client_id
+        self._curve = curve
         self._timeout_secs = timeout_secs
         self._idle: queue.SimpleQueue[ThreadBrokerLink] = queue.SimpleQueue()
         self._all: list[ThreadBrokerLink] = []
@@ -98,9 +103,59 @@ class BrokerClient:
                 raise Unavailable("the messages service is stopping")
             # Each DEALER its own routing id: the ROUTER hands an id over to its newest holder.
             link = ThreadBrokerLink(self._context, self._endpoint, client_id=f"{self._client_id}-{len(self._all)}",
-                                    timeout_secs=self._timeout_secs, immediate=False)
+                                    timeout_secs=self._timeout_secs, immediate=False, curve=self._curve)
             self._all.append(link)
         return link
+
+
+class OwnerClients:
+    """Cluster: each request goes to the group's owner. It is asked of this broker first; a MOVED
+    answer names the owner, whose router this broker's cluster view gives, and the request goes
+    there (with its idempotency key, so a post is never stored twice). MOVED without a name, or
+    NOT_READY, is asked again after a short pause, until the deadline."""
+
+    def __init__(self, local: BrokerClient, make_remote: Callable[[str], BrokerClient]) -> None:
+        self._local, self._make_remote = local, make_remote
+        self._remotes: dict[str, BrokerClient] = {}
+        self._lock = threading.Lock()
+
+    def ask(self, deadline: float, expected: str, **kind):
+        client = self._local
+        retrying = Retrying(retry=retry_if_exception_type(_AskAgain), reraise=True,
+                            wait=wait_exponential_jitter(initial=0.02, max=0.5),
+                            stop=stop_after_delay(max(0.0, deadline - time.monotonic())))
+        for attempt in retrying:
+            with attempt:
+                try:
+                    return client.ask(deadline, expected, **kind)
+                except Moved as moved:
+                    client = self._owner(moved.moved_to, deadline) or self._local
+                    raise _AskAgain(str(moved)) from None
+                except NotReady as exc:
+                    raise _AskAgain(str(exc)) from None
+        raise Unavailable("no broker took the request in time")  # not reached: reraise
+
+    def _owner(self, name: str, deadline: float) -> BrokerClient | None:
+        if not name:
+            return None
+        info = self._local.ask(deadline, "cluster", cluster=broker_pb2.ClusterQuery())
+        router = next((n.router for n in info.nodes if n.name == name), None)
+        if router is None:
+            return None
+        with self._lock:
+            if router not in self._remotes:
+                self._remotes[router] = self._make_remote(router)
+            return self._remotes[router]
+
+    def close(self) -> None:
+        self._local.close()
+        with self._lock:
+            for remote in self._remotes.values():
+                remote.close()
+
+
+class _AskAgain(Exception):
+    pass
 
 
 class MembershipGroups:
@@ -131,7 +186,7 @@ def _message(delivery: broker_pb2.Delivery) -> pb.Message:
 
 
 class MessagesServicer(pb_grpc.MessagesServicer):
-    def __init__(self, broker: BrokerClient, groups: MembershipGroups, *, timeout_secs: float,
+    def __init__(self, broker: BrokerClient | OwnerClients, groups: MembershipGroups, *, timeout_secs: float,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._broker, self._groups = broker, groups
         self._timeout_secs, self._monotonic = timeout_secs, monotonic

@@ -32,4 +32,5 @@ def reply(identity: bytes, request_id: int, **kind) -> Reply:
 
 
 def failure(identity: bytes, request_id: int, exc: BrokerError) -> Reply:
-    return reply(identity, request_id, failure=broker_pb2.Failure(code=exc.code, message=str(exc)))
+    return reply(identity, request_id, failure=broker_pb2.Failure(
+        code=exc.code, message=str(exc), moved_to=getattr(exc, "moved_to", "") or ""))

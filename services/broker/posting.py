@@ -23,6 +23,14 @@ Invariants:
   transaction as its message, so a crash after the commit and before the ack
   leaves both or neither: the sender's retry finds the key either way.
   Keys are forgotten ``retention`` after their message (``forget_old_keys``).
+- With ownership (a cluster, the default outside tests; ownership.py): only
+  groups this broker owns are numbered and stored. A round's groups not yet
+  owned are claimed first (one transaction for all of them); those a live
+  broker holds are answered MOVED. Every batch carries a fence: if the store
+  finds a group moved meanwhile (``Fenced``), that group's posts are answered
+  MOVED, it is forgotten, and the rest of the round is stored without it.
+  A group's counter comes from its claim (the owner row's last seq) and is
+  kept only while the group is owned.
 - Only the broker loop touches this object (one thread); the store is the
   only other party.
 """
@@ -35,9 +43,10 @@ from dataclasses import dataclass
 
 from chorus.wire.pb import broker_pb2
 
-from .errors import StoreUnavailable
+from .errors import Moved, StoreUnavailable
 from .outputs import Output, Publish, failure, reply
-from .records import SentKey, Store, StoredMessage
+from .ownership import Ownership
+from .records import ClusterTables, Fenced, HeldBy, SentKey, Store, StoredMessage
 from chorus.wire.topics import group_topic
 
 __all__ = ["PendingPost", "PostBatcher", "delivery_of", "NOT_STORED"]
@@ -70,11 +79,14 @@ def delivery_of(message: StoredMessage) -> broker_pb2.Delivery:
 
 
 class PostBatcher:
-    def __init__(self, store: Store, *, wall_clock_ms: Callable[[], int]) -> None:
+    def __init__(self, store: Store, *, wall_clock_ms: Callable[[], int],
+                 ownership: Ownership | None = None, cluster: ClusterTables | None = None) -> None:
         self._store = store
         self._wall_clock_ms = wall_clock_ms
+        self._ownership = ownership
+        self._cluster = cluster
         self._pending: list[PendingPost] = []
-        self._last_seq: dict[str, int] = {}  # committed seqs only
+        self._last_seq: dict[str, int] = {}  # committed seqs only (of owned groups, with ownership)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -87,26 +99,87 @@ class PostBatcher:
         wanted = list(dict.fromkeys(group_ids))
         missing = [g for g in wanted if g not in self._last_seq]
         if missing:
-            self._last_seq.update(self._store.last_seqs(missing))
+            found = self._store.last_seqs(missing)
+            if self._ownership is None:
+                self._last_seq.update(found)
+            else:  # another broker may be storing the groups we do not own: never cache those
+                owned = self._ownership.owned
+                self._last_seq.update({g: seq for g, seq in found.items() if g in owned})
+                return {g: self._last_seq.get(g, found.get(g, 0)) for g in wanted}
         return {g: self._last_seq[g] for g in wanted}
+
+    def forget(self, groups: Iterable[str]) -> None:
+        """Drop the counters of groups no longer ours (moved, released)."""
+        for group in groups:
+            self._last_seq.pop(group, None)
 
     def flush(self) -> list[Output]:
         """Store every pending post in one transaction; publications and acks, or failures."""
         batch, self._pending = self._pending, []
         if not batch:
             return []
-        groups = list(dict.fromkeys(post.group_id for post in batch))
+        outputs: list[Output] = []
+        if self._ownership is not None:
+            batch = self._claim(batch, outputs)
+        while batch:
+            groups = list(dict.fromkeys(post.group_id for post in batch))
+            try:
+                answers, stored, keys, next_seq = self._number(batch, groups)
+                fence = self._ownership.fence(groups) if self._ownership is not None else None
+                self._store.append_batch(stored, keys, fence)
+            except Fenced as fenced:  # some groups moved while we held them: the others go again
+                self._ownership.lost(fenced.groups)
+                self.forget(fenced.groups)
+                batch = self._refuse_moved(batch, set(fenced.groups), outputs)
+                continue
+            except Exception as exc:
+                if not isinstance(exc, StoreUnavailable):
+                    log.exception("storing a batch of %d posts failed unexpectedly; refused them all", len(batch))
+                self.forget(groups)
+                refusal = StoreUnavailable(NOT_STORED)
+                return outputs + [failure(post.identity, post.request_id, refusal) for post in batch]
+            self._last_seq.update(next_seq)
+            outputs += self._answers(answers)
+            break
+        return outputs
+
+    def _claim(self, batch: list[PendingPost], outputs: list[Output]) -> list[PendingPost]:
+        """Claim the round's groups we do not own yet; the posts of groups we may store."""
+        ownership = self._ownership
+        wanted = list(dict.fromkeys(p.group_id for p in batch if p.group_id not in ownership.owned))
+        if not wanted:
+            return batch
         try:
-            answers, stored, keys, next_seq = self._number(batch, groups)
-            self._store.append_batch(stored, keys)
-        except Exception as exc:
-            if not isinstance(exc, StoreUnavailable):
-                log.exception("storing a batch of %d posts failed unexpectedly; refused them all", len(batch))
-            for group in groups:
-                self._last_seq.pop(group, None)
+            claims = self._cluster.claim(wanted, ownership.node, ownership.incarnation)
+        except StoreUnavailable:
             refusal = StoreUnavailable(NOT_STORED)
-            return [failure(post.identity, post.request_id, refusal) for post in batch]
-        self._last_seq.update(next_seq)
+            outputs += [failure(p.identity, p.request_id, refusal) for p in batch if p.group_id in wanted]
+            return [p for p in batch if p.group_id not in wanted]
+        held = {}
+        for group, claim in claims.items():
+            if isinstance(claim, HeldBy):
+                held[group] = claim.node
+            else:
+                ownership.claimed(group, claim.epoch)
+                self._last_seq[group] = claim.last_seq
+        return self._refuse_moved(batch, held, outputs)
+
+    def _refuse_moved(self, batch: list[PendingPost], moved, outputs: list[Output]) -> list[PendingPost]:
+        """Answer MOVED for the posts of ``moved`` groups (a set, or group -> owner); the others."""
+        keep = []
+        for post in batch:
+            if post.group_id not in moved:
+                keep.append(post)
+                continue
+            owner = moved.get(post.group_id) if isinstance(moved, dict) else None
+            if owner is None:
+                owner = self._ownership.cluster.owner_of(post.group_id)
+            refusal = Moved(f"group {post.group_id!r} is owned by another broker")
+            refusal.moved_to = "" if owner in (None, self._ownership.node) else owner
+            outputs.append(failure(post.identity, post.request_id, refusal))
+        return keep
+
+    def _answers(self, answers) -> list[Output]:
         outputs: list[Output] = []
         for post, sent, message in answers:
             if message is not None:

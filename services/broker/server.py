@@ -8,6 +8,9 @@ After the requests of a round are drained (up to ``MAX_BATCH``), ``core.flush()`
 stores every post of the round in one transaction (group commit) and only then
 are their publications and acks sent: one disk flush per round, not per message.
 The loop flushes once more when it stops, so nothing accepted is left unanswered.
+In a cluster it then hands its groups over (BrokerCore.leave) and keeps
+answering for ``hand_over_secs``: posts that were on their way are told
+MOVED, not dropped with the connection, so a planned stop refuses nothing.
 
 With CURVE (``curve``, the default outside tests), both sockets admit only
 the broker's known client keys (chorus.common.curve), and every request is
@@ -55,8 +58,10 @@ class BrokerServer:
         tick_secs: float,
         curve: ServerCurve | None = None,
         context: zmq.Context | None = None,
+        hand_over_secs: float = 0.0,
     ) -> None:
         self.core = core
+        self._hand_over_secs = hand_over_secs
         self._curve = curve
         self._tick_secs = tick_secs
         self.context = context or zmq.Context.instance()
@@ -95,9 +100,17 @@ class BrokerServer:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.xpub, zmq.POLLIN)
-        next_tick = time.monotonic() + self._tick_secs
+        next_tick = time.monotonic()  # tick at once: a cluster member heartbeats before its first post
         timeout_ms = int(self._tick_secs * 1000)
-        while not should_stop():
+        left_at = None
+        while left_at is None or time.monotonic() - left_at < self._hand_over_secs:
+            if left_at is None and should_stop():
+                # Hand over: store what was accepted, give the groups back, tell the gateways; then
+                # keep answering (MOVED) for hand_over_secs, so requests already on their way
+                # are redirected rather than lost with the connection.
+                self._send(self.core.leave())
+                left_at = time.monotonic()
+                continue
             ready = dict(poller.poll(timeout_ms))
             if self.xpub in ready:
                 self._drain_subscriptions()

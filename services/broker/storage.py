@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import BigInteger, Text, delete, event, func, insert, tuple_
+from sqlalchemy import BigInteger, Text, delete, event, func, insert, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -39,14 +39,17 @@ from chorus.common.migrations import Schema, upgrade
 from chorus.wire.limits import MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS
 
 from .errors import StoreUnavailable
-from .records import SentKey, StoredMessage
+from .ownership import Fence
+from .records import Fenced, SentKey, StoredMessage
 
-__all__ = ["StoredMessage", "SentKey", "MessageStore", "SCHEMA", "migrate", "use_full_sync"]
+__all__ = ["StoredMessage", "SentKey", "MessageStore", "SCHEMA", "MESSAGES", "NODES", "OWNERS", "Fenced", "migrate",
+           "use_full_sync"]
 
 _log = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 256
 MAX_SENDER_KEY_CHARS = 128  # an account id, or "system:" + a sender name
+MAX_ENDPOINT_CHARS = 256
 
 
 class MessageRow(SQLModel, table=True):
@@ -81,12 +84,40 @@ class SentKeyRow(SQLModel, table=True):
     ts_ms: int = Field(sa_type=BigInteger, index=True)  # the purge deletes by age
 
 
+class NodeRow(SQLModel, table=True):
+    """A broker of the cluster and its lease (cluster_store.py): live while lease_expires_ms is ahead."""
+
+    __tablename__ = "broker_nodes"
+
+    node: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    incarnation: str = Field(max_length=MAX_ID_CHARS)
+    router_endpoint: str = Field(max_length=MAX_ENDPOINT_CHARS)
+    pub_endpoint: str = Field(max_length=MAX_ENDPOINT_CHARS)
+    grpc_address: str = Field(max_length=MAX_ENDPOINT_CHARS)
+    lease_expires_ms: int = Field(sa_type=BigInteger)
+
+
+class GroupOwnerRow(SQLModel, table=True):
+    """Who owns a group, under which epoch (the fencing token), and its last stored seq."""
+
+    __tablename__ = "broker_group_owners"
+
+    group_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    node: str | None = Field(default=None, max_length=MAX_ID_CHARS)  # None: released
+    incarnation: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    epoch: int = Field(sa_type=BigInteger)
+    last_seq: int = Field(sa_type=BigInteger)
+
+
 _MESSAGES = MessageRow.__table__
 _MARKERS = ReadMarkerRow.__table__
 _KEYS = SentKeyRow.__table__
+NODES = NodeRow.__table__
+OWNERS = GroupOwnerRow.__table__
+MESSAGES = _MESSAGES
 
 
-SCHEMA = Schema("broker", [_MESSAGES, _MARKERS, _KEYS])
+SCHEMA = Schema("broker", [_MESSAGES, _MARKERS, _KEYS, NODES, OWNERS])
 
 
 def migrate(engine: Engine) -> None:
@@ -116,6 +147,24 @@ _database_errors = translate_database_errors(
     StoreUnavailable, "the message store is unavailable; try again", _log, also=(IntegrityError,))
 
 
+def _check_fence(conn, fence: Fence, messages: Sequence[StoredMessage]) -> None:
+    """Advance each group's owner row to the batch's last seq where the fence still holds."""
+    last: dict[str, int] = {}
+    for m in messages:
+        last[m.group_id] = max(m.seq, last.get(m.group_id, 0))
+    lost = []
+    for group, seq in last.items():
+        moved = conn.execute(
+            update(OWNERS).where(OWNERS.c.group_id == group, OWNERS.c.node == fence.node,
+                                 OWNERS.c.incarnation == fence.incarnation,
+                                 OWNERS.c.epoch == fence.epochs.get(group, -1))
+            .values(last_seq=seq))
+        if moved.rowcount != 1:
+            lost.append(group)
+    if lost:
+        raise Fenced(lost)
+
+
 def _message(row) -> StoredMessage:
     return StoredMessage(row.group_id, row.seq, row.ts_ms, row.sender_id, row.sender_username,
                          row.sender_display_name, row.text)
@@ -141,8 +190,14 @@ class MessageStore:
         return {group: found.get(group, 0) for group in wanted}
 
     @_database_errors
-    def append_batch(self, messages: Sequence[StoredMessage], keys: Sequence[SentKey] = ()) -> None:
-        """Store every message and key in one transaction (the group commit); all or nothing."""
+    def append_batch(self, messages: Sequence[StoredMessage], keys: Sequence[SentKey] = (),
+                     fence: Fence | None = None) -> None:
+        """Store every message and key in one transaction (the group commit); all or nothing.
+
+        With ``fence``, the same transaction first moves each group's owner row to the batch's
+        last seq, but only where the row still names the fence's node, incarnation and epoch;
+        if any group's row does not, nothing is stored and ``Fenced`` names those groups.
+        """
         if not messages and not keys:
             return
         rows = [
@@ -152,6 +207,8 @@ class MessageStore:
             for m in messages
         ]
         with self._engine.begin() as conn:
+            if fence is not None:
+                _check_fence(conn, fence, messages)
             if rows:
                 conn.execute(insert(_MESSAGES), rows)
             if keys:

@@ -19,7 +19,7 @@ from chorus.common.settings import Row, Setting
 
 __all__ = [
     "KEYS_DIR", "INSECURE_PLAINTEXT", "PositiveInt", "PositiveFloat", "OptionalPositiveInt", "Port", "HostPort",
-    "BindEndpoint", "ConnectEndpoint",
+    "BindEndpoint", "ConnectEndpoint", "EndpointList",
     "OptionalConnectEndpoint", "Networks", "OptionalPath", "ReadyFile", "ready_file_setting", "ENDPOINT_SCHEMES", "ENDPOINT_OFF",
     "parse_host_port", "join_host_port", "default_data_dir", "database_rows", "resolve_database_url",
 ]
@@ -84,6 +84,16 @@ def _optional_endpoint(value: object) -> object:
     return text
 
 
+def _endpoint_list(value: object) -> object:
+    """Comma-separated endpoints to connect to (a cluster's seeds); empty: none."""
+    if not isinstance(value, str):
+        return value
+    endpoints = tuple(part.strip() for part in value.split(",") if part.strip())
+    for endpoint in endpoints:
+        _connect_endpoint(endpoint)
+    return endpoints
+
+
 def _networks(value: object) -> object:
     if not isinstance(value, str):
         return value
@@ -115,6 +125,7 @@ HostPort = Annotated[str, AfterValidator(_host_port)]
 BindEndpoint = Annotated[str, AfterValidator(_bind_endpoint)]
 ConnectEndpoint = Annotated[str, AfterValidator(_connect_endpoint)]
 OptionalConnectEndpoint = Annotated[str | None, BeforeValidator(_optional_endpoint)]
+EndpointList = Annotated[tuple[str, ...], BeforeValidator(_endpoint_list)]
 Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], BeforeValidator(_networks)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_optional_path)]
 ReadyFile = Annotated[Path | None, BeforeValidator(_optional_path), AfterValidator(_ready_file)]

@@ -8,6 +8,8 @@ broker's known clients, and only for the sockets its role may use:
     role          ROUTER (requests)                          PUB (group traffic)
     gateway       sessions, posts, history, read markers     yes
     membership    membership changes and snapshots           no
+    broker        system posts and history (a cluster's      no
+                  brokers forwarding to a group's owner)
 
 The role of each request comes from the ZAP User-Id of the frame it arrived
 in (the client's public key, mapped to the role its certificate file is named
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 
 ROUTER_DOMAIN = "chorus-router"
 PUB_DOMAIN = "chorus-pub"
-ROLES_BY_DOMAIN = {ROUTER_DOMAIN: frozenset({"gateway", "membership"}), PUB_DOMAIN: frozenset({"gateway"})}
+# "broker": another broker of a cluster (its Messages service forwards a post to the group's owner).
+ROLES_BY_DOMAIN = {ROUTER_DOMAIN: frozenset({"gateway", "membership", "broker"}), PUB_DOMAIN: frozenset({"gateway"})}
 
 OWN_SECRET = "curve.key_secret"   # in every service's keys folder: its own key pair
 BROKER_PUBLIC = "broker.key"      # in each client's folder: the broker's public key
@@ -128,6 +131,10 @@ class ServerCurve:
         if not roles:
             raise KeysError(f"{clients}: no client certificates (*.key); run `chorus keys` again")
         return cls(public, secret, roles)
+
+    def as_client(self) -> ClientCurve:
+        """This broker as a client of the others of its cluster (they share its key pair)."""
+        return ClientCurve(self.public, self.secret, self.public)
 
     def role_of(self, user_id: str) -> str | None:
         return self.roles.get(user_id.encode())

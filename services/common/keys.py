@@ -3,6 +3,7 @@
     DIR/broker/curve.key_secret        the broker's CURVE key pair
     DIR/broker/clients/gateway.key     public certificates of the broker's clients, named by role
     DIR/broker/clients/membership.key
+    DIR/broker/clients/broker.key      the brokers of a cluster share one key pair and talk to each other
     DIR/gateway/curve.key_secret       a gateway's key pair (every gateway may share it)
     DIR/gateway/broker.key             the broker's public certificate
     DIR/membership/curve.key_secret
@@ -40,6 +41,7 @@ def ensure_keys(root: Path) -> Path:
         public = _own_pair(root / role)
         _copy_public(public, clients / f"{role}.key")
         _copy_public(broker, root / role / BROKER_PUBLIC)
+    _copy_public(broker, clients / "broker.key")
     return root
 
 

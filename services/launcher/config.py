@@ -50,6 +50,14 @@ class Settings:
     broker_grpc_port: Annotated[Port, Setting(
         "--broker-grpc-port", "CHORUS_BROKER_GRPC_PORT", "port of the broker's Messages gRPC (0: any, kept)",
     )] = 50053
+    brokers: Annotated[PositiveInt, Setting(
+        "--brokers", "CHORUS_BROKERS",
+        "brokers to run as a cluster sharing the groups (more than 1 needs --database-url postgresql://...)",
+    )] = 1
+    database_url: Annotated[str, Setting(
+        "--database-url", "DATABASE_URL",
+        "database of every service (default: SQLite files in the data directory)", secret=True,
+    )] = ""
     startup_timeout_secs: Annotated[PositiveFloat, Setting(
         "--startup-timeout-secs", "CHORUS_STARTUP_TIMEOUT_SECS", "how long one service may take to start")] = 30.0
     restart_limit: Annotated[PositiveInt, Setting(
@@ -88,5 +96,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
     fixed = [values[name] for name in PORT_FIELDS if values[name]]
     if len(set(fixed)) != len(fixed):
         raise ValueError("every service needs its own port; two of the port flags are equal")
+    if values["brokers"] > 1 and not values["database_url"].startswith("postgresql"):
+        raise ValueError(f"--brokers {values['brokers']}: a cluster of brokers shares one PostgreSQL database; "
+                         "give --database-url postgresql://... (or DATABASE_URL)")
     data_dir = values.pop("data_dir") or default_data_dir(env)
     return Settings(**values, data_dir=data_dir.expanduser(), child_env=dict(env))

@@ -7,6 +7,9 @@
   a restarted service binds the same port again, so the others reconnect to it.
 - The page (webgate) listens on ``host``; everything else on ``internal_host``
   (loopback unless asked), so sharing the page on a network shares nothing else.
+- ``--brokers N`` (N > 1, PostgreSQL only) runs a cluster: brokers broker (node
+  broker-1), broker-2 ... broker-N, their ROUTERs on fixed ports 100 apart;
+  membership and webgate are given all of them as seeds.
 - The broker and its clients are given their own folder of DATA_DIR/keys
   (``keys_root``): ZeroMQ traffic is authenticated and encrypted here too.
 - The sites whose tokens sign people in, and the origins allowed to open
@@ -21,9 +24,10 @@ from chorus.common.config import join_host_port
 from chorus.common.sites import site_flags
 from chorus.launcher.config import PORT_FIELDS, Settings
 
-__all__ = ["SERVICES", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
+__all__ = ["SERVICES", "services", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
 
 SERVICES = ("auth", "membership", "broker", "webgate")
+CLUSTER_ROUTER_PORT_STEP = 100  # broker k's ROUTER listens on --broker-router-port + 100 * (k - 1)
 
 # For each service: the key of its readiness object -> the port setting it fills.
 _REPORTS = {
@@ -38,13 +42,35 @@ _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 Ports = dict[str, int]  # port setting -> port; 0 until the service has reported it
 
 
+def services(settings: Settings) -> list[str]:
+    """The children in start order: with ``--brokers N``, brokers broker, broker-2 ... broker-N."""
+    brokers = [f"broker-{k}" for k in range(2, settings.brokers + 1)]
+    return ["auth", "membership", "broker", *brokers, "webgate"]
+
+
+def _suffix(service: str) -> str:
+    """Port keys of broker k > 1 carry "@k"; everyone else's are the settings' names."""
+    return "@" + service.rpartition("-")[2] if service.startswith("broker-") else ""
+
+
 def initial_ports(settings: Settings) -> Ports:
-    return {name: getattr(settings, name) for name in PORT_FIELDS}
+    ports = {name: getattr(settings, name) for name in PORT_FIELDS}
+    for k in range(2, settings.brokers + 1):  # fixed ROUTERs (membership and gateways seed from them)
+        ports[f"broker_router_port@{k}"] = settings.broker_router_port + CLUSTER_ROUTER_PORT_STEP * (k - 1)
+        ports[f"broker_pub_port@{k}"] = ports[f"broker_grpc_port@{k}"] = 0
+    return ports
 
 
 def learned(service: str, ready: dict) -> Ports:
     """The ports ``service`` reports in its readiness object (``"tcp://h:p"``, ``"h:p"`` or a URL)."""
-    return {name: int(str(ready[key]).rstrip("/").rpartition(":")[2]) for key, name in _REPORTS[service].items()}
+    kind = "broker" if service.startswith("broker") else service
+    return {name + _suffix(service): int(str(ready[key]).rstrip("/").rpartition(":")[2])
+            for key, name in _REPORTS[kind].items()}
+
+
+def _routers(settings: Settings, ports: Ports) -> str:
+    return ",".join(f"tcp://{_reach(settings, ports, 'broker_router_port' + _suffix(name))}"
+                    for name in services(settings) if name.startswith("broker"))
 
 
 def command(service: str, settings: Settings, ports: Ports, python: str) -> list[str]:
@@ -59,18 +85,24 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
         return ["--keys-dir", str(keys_root(settings) / folder)]
 
     data = ["--data-dir", str(settings.data_dir)]
+    cluster = settings.brokers > 1
+    if service.startswith("broker"):
+        k = _suffix(service)
+        node = ["--cluster-node", service if k else "broker-1"] if cluster else []
+        return [python, "-m", "chorus", "broker", "--router", f"tcp://{listen('broker_router_port' + k)}",
+                "--pub", f"tcp://{listen('broker_pub_port' + k)}", *data,
+                "--grpc-listen", listen("broker_grpc_port" + k), "--membership", at("membership_port"),
+                *node, *keys("broker")]
+    brokers = (["--broker-seeds", _routers(settings, ports)] if cluster else
+               ["--broker-router", f"tcp://{at('broker_router_port')}"])
     commands = {
         "auth": ["--listen", listen("auth_port"), *data],
-        "membership": ["--listen", listen("membership_port"), *data,
-                       "--broker-router", f"tcp://{at('broker_router_port')}", "--auth", at("auth_port"),
+        "membership": ["--listen", listen("membership_port"), *data, *brokers, "--auth", at("auth_port"),
                        *keys("membership")],
-        "broker": ["--router", f"tcp://{listen('broker_router_port')}", "--pub", f"tcp://{listen('broker_pub_port')}",
-                   *data, "--grpc-listen", listen("broker_grpc_port"), "--membership", at("membership_port"),
-                   *keys("broker")],
         "webgate": ["--listen", join_host_port(settings.host, ports["http_port"]),
-                    "--auth", at("auth_port"), "--membership", at("membership_port"),
-                    "--broker-router", f"tcp://{at('broker_router_port')}",
-                    "--broker-pub", f"tcp://{at('broker_pub_port')}", *keys("gateway"), *_site_flags(settings)],
+                    "--auth", at("auth_port"), "--membership", at("membership_port"), *brokers,
+                    *([] if cluster else ["--broker-pub", f"tcp://{at('broker_pub_port')}"]), *keys("gateway"),
+                    *_site_flags(settings)],
     }
     return [python, "-m", "chorus", service, *commands[service]]
 

@@ -28,7 +28,7 @@ from chorus.common import readiness
 from chorus.launcher.child import Child, StartFailed
 from chorus.launcher.config import Settings
 from chorus.common.keys import ensure_keys
-from chorus.launcher.plan import SERVICES, addresses, command, initial_ports, keys_root, learned, page_url
+from chorus.launcher.plan import addresses, services, command, initial_ports, keys_root, learned, page_url
 from chorus.launcher.supervisor import Death, Supervisor
 
 __all__ = ["run", "ensure_token_key"]
@@ -55,7 +55,9 @@ def run(settings: Settings) -> int:
     stopping = threading.Event()  # a signal, or a service that keeps dying
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.set())
-    children = {name: Child(name, env) for name in SERVICES}
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    children = {name: Child(name, env) for name in services(settings)}
     supervisors: list[Supervisor] = []
     failures: list[str] = []
 
@@ -67,8 +69,7 @@ def run(settings: Settings) -> int:
 
     try:
         ports = initial_ports(settings)
-        for name in SERVICES:
-            child = children[name]
+        for name, child in children.items():
             child.start(command(name, settings, ports, sys.executable))
             try:
                 ready = child.wait_ready(settings.startup_timeout_secs, stopping)

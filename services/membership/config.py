@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import (ENDPOINT_OFF, INSECURE_PLAINTEXT, KEYS_DIR, HostPort,
+from chorus.common.config import (ENDPOINT_OFF, INSECURE_PLAINTEXT, KEYS_DIR, EndpointList, HostPort,
                                   OptionalConnectEndpoint, OptionalPath, PositiveFloat, PositiveInt,
                                   ReadyFile, database_rows, ready_file_setting,
                                   resolve_database_url)
@@ -68,6 +68,11 @@ class Settings:
         "--broker-router", "CHORUS_BROKER_ROUTER_ADDRESS",
         f"broker ROUTER endpoint told about joins and leaves; {BROKER_DISABLED!r} or empty: none",
     )] = DEFAULT_BROKER_ROUTER
+    broker_seeds: Annotated[EndpointList, Setting(
+        "--broker-seeds", "CHORUS_BROKER_SEEDS",
+        "a cluster of brokers: comma-separated ROUTER endpoints of some of them; every live broker "
+        "(learnt from these) is told about joins and leaves, and --broker-router is not used",
+    )] = ()
     broker_max_queued_changes: Annotated[PositiveInt, Setting(
         "--broker-max-queued-changes", "CHORUS_MEMBERSHIP_BROKER_MAX_QUEUED_CHANGES",
         "changes kept for the broker while it is unreachable; more are logged and not announced",

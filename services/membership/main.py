@@ -28,6 +28,7 @@ from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
 from chorus.membership.accounts import AuthAccounts
 from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
+from chorus.membership.cluster_notifier import ClusterNotifier
 from chorus.membership.config import Settings
 from chorus.membership.server import create_server
 from chorus.membership.storage import MembershipStore, migrate
@@ -49,14 +50,19 @@ def run(settings: Settings) -> int:
             max_members_per_group=settings.max_members_per_group,
             max_groups_per_account=settings.max_groups_per_account,
         )
-        if settings.broker_router is not None:
+        if settings.broker_router is not None or settings.broker_seeds:
             try:
                 curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
             except KeysError as exc:
                 return _fail(str(exc), code=2)
-            broker_notifier = BrokerNotifier(settings.broker_router,
-                                             max_queued_changes=settings.broker_max_queued_changes,
-                                             snapshot_source=store.memberships_page, curve=curve)
+
+            def make_notifier(router: str) -> BrokerNotifier:
+                return BrokerNotifier(router, max_queued_changes=settings.broker_max_queued_changes,
+                                      snapshot_source=store.memberships_page, curve=curve)
+            if settings.broker_seeds:  # a cluster: every live broker, learnt from the seeds
+                broker_notifier = ClusterNotifier(list(settings.broker_seeds), make_notifier, curve=curve)
+            else:
+                broker_notifier = make_notifier(settings.broker_router)
             try:
                 broker_notifier.start()
             except zmq.ZMQError as exc:

@@ -17,6 +17,7 @@ from chorus.common.curve import ClientCurve
 
 from .backends import AuthClient, MembershipClient
 from .broker import Publications, ZmqBroker
+from .cluster_broker import ClusterBroker
 from .config import Settings
 from .deps import DEPS, LIMITS, Deps, SocketLimits
 from .http_api import error_middleware, routes
@@ -29,19 +30,25 @@ from .security import add_security_headers
 from .site_tokens import SiteTokens
 from .ws import websocket
 
-__all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "OPENAPI_PATH"]
+__all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "SDK_DIR", "SDK_MODULES", "OPENAPI_PATH"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Only these files are served (never a path taken from the request). The page is native ES
 # modules (docs/architecture.md, "The page"): each module it imports must be listed here.
 # The OpenAPI 3 description of the HTTP API is kept by hand beside the page;
 # tests/webgate/test_openapi.py holds it to the routes registered here.
-PAGE_MODULES = ("main.js", "state.js", "model.js", "frames.js", "groupbox.js", "socket.js", "api.js",
+PAGE_MODULES = ("main.js", "state.js", "model.js", "frames.js", "groupbox.js", "api.js",
                 "dom.js", "render.js", "panels.js", "auth.js")
 STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/favicon.svg": "favicon.svg",
                 **{f"/{name}": name for name in PAGE_MODULES},
                 "/api/openapi.json": "openapi.json"}
 OPENAPI_PATH = STATIC_DIR / "openapi.json"
+# chorus.js and the widgets (docs/sdk.md), served at /sdk/NAME to this page and to other
+# sites' pages: those import them across origins, so the answers allow any origin to read
+# them (they are public code; no cookie is involved in fetching a module) and are gzipped.
+SDK_DIR = STATIC_DIR / "sdk"
+SDK_MODULES = ("chorus.js", "session.js", "socket.js", "tabs.js", "policy.js", "widgets.js")
+SDK_HEADERS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
 
 
 def create_app(settings: Settings, *, curve: ClientCurve | None = None,
@@ -59,6 +66,8 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None,
     app.router.add_get("/healthz", _healthz)
     for path, name in STATIC_FILES.items():
         app.router.add_get(path, _static(STATIC_DIR / name))
+    for name in SDK_MODULES:
+        app.router.add_get(f"/sdk/{name}", _static(SDK_DIR / name, SDK_HEADERS, compress=True))
     app.cleanup_ctx.append(lambda app: _backends(app, settings, curve, site_tokens))
     app.on_shutdown.append(_going_away)
     return app
@@ -67,21 +76,35 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None,
 async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None, site_tokens: SiteTokens):
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     membership_channel = grpc.aio.insecure_channel(settings.membership_address)
-    link = AsyncBrokerLink(settings.broker_router, client_id=new_id("gw"),
-                           timeout_secs=settings.backend_timeout_secs, heartbeat_secs=settings.heartbeat_secs,
-                           curve=curve)
-    publications = Publications(settings.broker_pub, curve=curve)
-    broker = ZmqBroker(link, publications)
-    hub = Hub(broker)
+    client_id = new_id("gw")
+
+    def make_link(endpoint: str) -> AsyncBrokerLink:
+        return AsyncBrokerLink(endpoint, client_id=client_id, timeout_secs=settings.backend_timeout_secs,
+                               heartbeat_secs=settings.heartbeat_secs, curve=curve)
+
+    if settings.broker_seeds:  # a cluster: links to every live broker, learnt from the seeds
+        publications = Publications(None, curve=curve)
+        broker = cluster = ClusterBroker(settings.broker_seeds, publications, make_link=make_link,
+                                         retry_secs=settings.broker_retry_secs)
+        hub = Hub(broker)
+        cluster.on_fresh, cluster.on_moved = hub.broker_restarted, hub.groups_moved
+        publications.start()
+        await cluster.start()
+        tasks = []
+    else:
+        link = make_link(settings.broker_router)
+        publications = Publications(settings.broker_pub, curve=curve)
+        broker = ZmqBroker(link, publications)
+        hub = Hub(broker)
+        await link.start()
+        publications.start()
+        tasks = [asyncio.create_task(link.keep_alive(on_fresh=hub.broker_restarted), name="broker-heartbeat")]
     auth = AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs)
     watched = Watched()
     revocations = RevocationPoller(auth, watched, interval_secs=settings.revocation_poll_secs)
-    await link.start()
-    publications.start()
-    tasks = [asyncio.create_task(publications.run(hub), name="broker-publications"),
-             asyncio.create_task(link.keep_alive(on_fresh=hub.broker_restarted), name="broker-heartbeat"),
-             asyncio.create_task(hub.run_events(), name="membership-events"),
-             asyncio.create_task(revocations.run(), name="token-revocations")]
+    tasks += [asyncio.create_task(publications.run(hub), name="broker-publications"),
+              asyncio.create_task(hub.run_events(), name="membership-events"),
+              asyncio.create_task(revocations.run(), name="token-revocations")]
     app[DEPS] = Deps(
         settings=settings,
         auth=auth,
@@ -101,7 +124,7 @@ async def _backends(app: web.Application, settings: Settings, curve: ClientCurve
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await link.close()
+    await (cluster.close() if settings.broker_seeds else link.close())
     publications.close()
     await auth_channel.close()
     await membership_channel.close()
@@ -119,11 +142,14 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _static(path: Path):
+def _static(path: Path, headers: dict[str, str] | None = None, *, compress: bool = False):
     content_type = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
                     ".json": "application/json", ".svg": "image/svg+xml"}[path.suffix]
 
     async def handler(_request: web.Request) -> web.Response:
-        return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
-                            headers={"Cache-Control": "no-cache"})
+        response = web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
+                                headers={"Cache-Control": "no-cache", **(headers or {})})
+        if compress:
+            response.enable_compression()  # gzip or deflate, when the request accepts one
+        return response
     return handler

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import zmq
@@ -29,7 +29,7 @@ from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import BrokerProblem, Malformed
 from chorus.wire.conversation import NotMember as NotMemberRefusal
 from chorus.wire.pb import broker_pb2
-from chorus.wire.topics import CONTROL_TOPIC, barrier_topic, group_of_topic, group_topic
+from chorus.wire.topics import CLUSTER_TOPIC, CONTROL_TOPIC, barrier_topic, group_of_topic, group_topic
 
 from .errors import ApiError, InvalidArgument, NotMember, Unavailable
 
@@ -152,9 +152,10 @@ class ZmqBroker:
 class Publications:
     """The SUB socket: subscriptions in, batches of publications out to a sink."""
 
-    def __init__(self, endpoint: str, *, curve: ClientCurve | None = None,
+    def __init__(self, endpoint: str | None, *, curve: ClientCurve | None = None,
                  context: zmq.asyncio.Context | None = None) -> None:
-        self.endpoint = endpoint
+        self.endpoint = endpoint  # None: connected later, to each broker of a cluster (``connect``)
+        self.on_cluster: Callable[[bytes], None] | None = None  # ClusterInfo announcements
         self._curve = curve
         self._context = context or zmq.asyncio.Context.instance()
         self._socket: zmq.asyncio.Socket | None = None
@@ -164,10 +165,20 @@ class Publications:
         socket.setsockopt(zmq.RCVHWM, SUB_RCVHWM_MSGS)
         socket.setsockopt(zmq.LINGER, 0)
         socket.subscribe(CONTROL_TOPIC)
+        socket.subscribe(CLUSTER_TOPIC)
         if self._curve is not None:
             self._curve.apply(socket)
-        socket.connect(self.endpoint)
+        if self.endpoint is not None:
+            socket.connect(self.endpoint)
         self._socket = socket
+
+    def connect(self, endpoint: str) -> None:
+        """Also receive from this PUB (a cluster's brokers each have one); our subscriptions go to it."""
+        self._socket.connect(endpoint)
+
+    def disconnect(self, endpoint: str) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # never connected, or already gone
+            self._socket.disconnect(endpoint)
 
     def close(self) -> None:
         if self._socket is not None:
@@ -195,6 +206,9 @@ class Publications:
                 topic, payload = frames
                 if topic == CONTROL_TOPIC:
                     _event(sink, payload)
+                elif topic == CLUSTER_TOPIC:
+                    if self.on_cluster is not None:
+                        self.on_cluster(payload)
                 else:
                     group = group_of_topic(topic)
                     if group is not None:

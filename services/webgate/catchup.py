@@ -1,4 +1,4 @@
-"""After a broker restart: fan out what the new broker published before our subscriptions reached it.
+"""After a broker restart, or a group's move to another broker: fan out what the new broker published before our subscriptions reached it.
 
 Live sessions are registered again first (the hub does that); then each group
 this gateway serves is caught up from the broker's history above its mark
@@ -12,6 +12,7 @@ connection never dropped therefore misses nothing. More than
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from .broker import Broker
 from .fanout import FanOut
@@ -26,8 +27,11 @@ CATCH_UP_PAGE = 100
 CATCH_UP_MAX_PAGES = 10  # more missed than this in one group: its pages get "reset" instead
 
 
-async def catch_up(broker: Broker, fanout: FanOut, sessions: LocalSessions) -> None:
-    marks = {g: seq for g, seq in fanout.marks().items() if sessions.live(g)}
+async def catch_up(broker: Broker, fanout: FanOut, sessions: LocalSessions,
+                   groups: Iterable[str] | None = None) -> None:
+    """Every live group, or only ``groups`` (those that moved to another broker of a cluster)."""
+    wanted = None if groups is None else set(groups)
+    marks = {g: seq for g, seq in fanout.marks().items() if sessions.live(g) and (wanted is None or g in wanted)}
     for group in marks:
         fanout.hold_group(group)
     try:

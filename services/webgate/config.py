@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, ConnectEndpoint, HostPort, Networks,
+from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, ConnectEndpoint, EndpointList, HostPort, Networks,
                                   OptionalPath, OptionalPositiveInt, PositiveFloat, PositiveInt, ReadyFile,
                                   parse_host_port, ready_file_setting)
 from chorus.common.settings import Row, Setting, add_flags, read, table
@@ -23,6 +23,7 @@ DEFAULT_AUTH = DEFAULT_AUTH_ADDRESS
 DEFAULT_MEMBERSHIP = DEFAULT_MEMBERSHIP_ADDRESS
 DEFAULT_ROUTER = DEFAULT_BROKER_ROUTER
 DEFAULT_PUB = DEFAULT_BROKER_PUB
+DEFAULT_RETRY_SECS = 5.0  # cluster: a send follows its group's move this long
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +38,15 @@ class Settings:
         "--broker-router", "CHORUS_BROKER_ROUTER_ADDRESS", "broker ROUTER endpoint to connect to")] = DEFAULT_ROUTER
     broker_pub: Annotated[ConnectEndpoint, Setting(
         "--broker-pub", "CHORUS_BROKER_PUB_ADDRESS", "broker PUB endpoint to connect to")] = DEFAULT_PUB
+    broker_seeds: Annotated[EndpointList, Setting(
+        "--broker-seeds", "CHORUS_BROKER_SEEDS",
+        "a cluster of brokers: comma-separated ROUTER endpoints of some of them; the others are learnt "
+        "from these, and --broker-router/--broker-pub are not used. Empty: one broker",
+    )] = ()
+    broker_retry_secs: Annotated[PositiveFloat, Setting(
+        "--broker-retry-secs", "CHORUS_BROKER_RETRY_SECS",
+        "cluster: how long a send follows its group to a new broker (a move, a failover) before it is refused",
+    )] = DEFAULT_RETRY_SECS
     auth_deadline_secs: Annotated[PositiveFloat, Setting(
         "--auth-deadline-secs", "CHORUS_WS_AUTH_DEADLINE_SECS", "time allowed for the WebSocket auth frame",
     )] = 10.0

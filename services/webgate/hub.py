@@ -98,6 +98,12 @@ class Hub:
         await asyncio.gather(*(self.broker.open_session(s.id, s.user, s.groups) for s in sessions))
         await catch_up(self.broker, self.fanout, self.sessions)
 
+    async def groups_moved(self, groups: list[str]) -> None:
+        """A cluster's groups changed owner: what the old owner stored but did not publish (it
+        died) reaches the pages from the store; what the new one publishes waits for it."""
+        log.info("%d groups moved to another broker; catching them up", len(groups))
+        await catch_up(self.broker, self.fanout, self.sessions, groups)
+
     # membership events -------------------------------------------------------
 
     async def run_events(self) -> None:

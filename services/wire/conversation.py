@@ -37,6 +37,7 @@ Invariants:
     |   +-- StoreUnavailable       UNAVAILABLE: nothing stored; retryable
     |   +-- NotReady               NOT_READY: the broker is still loading; nothing done, retry soon
     |   +-- Forbidden              FORBIDDEN: this client's role may not ask that
+    |   +-- Moved                  MOVED: another broker owns the group (``moved_to``); nothing done
     +-- BrokerTimeout              no answer by the deadline (it may have been done)
     +-- ConnectionLost             the connection dropped while it was out (it may have been done)
     +-- BrokerUnreachable          no broker connected to send to (nothing was done)
@@ -54,7 +55,7 @@ from chorus.wire.pb import broker_pb2
 __all__ = [
     "Conversation", "Answer", "Outgoing",
     "BrokerProblem", "BrokerRefused", "Malformed", "NotMember", "UnknownSession", "UnknownGateway",
-    "StoreUnavailable", "NotReady", "Forbidden", "BrokerTimeout", "ConnectionLost", "BrokerUnreachable", "refusal",
+    "StoreUnavailable", "NotReady", "Forbidden", "Moved", "BrokerTimeout", "ConnectionLost", "BrokerUnreachable", "refusal",
 ]
 
 _Code = broker_pb2.Failure.Code
@@ -103,6 +104,13 @@ class Forbidden(BrokerRefused):
     code = _Code.FORBIDDEN
 
 
+class Moved(BrokerRefused):
+    """Another broker owns the group (``moved_to``, empty when none is known yet); nothing was done."""
+
+    code = _Code.MOVED
+    moved_to = ""
+
+
 class BrokerTimeout(BrokerProblem):
     """No answer in time. The broker may still have done it (a post may be stored)."""
 
@@ -118,7 +126,7 @@ class BrokerUnreachable(BrokerProblem):
 
 _REFUSALS: dict[int, type[BrokerRefused]] = {
     cls.code: cls
-    for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady, Forbidden)
+    for cls in (Malformed, NotMember, UnknownSession, UnknownGateway, StoreUnavailable, NotReady, Forbidden, Moved)
 }
 
 
@@ -126,6 +134,8 @@ def refusal(failure: broker_pb2.Failure) -> BrokerRefused:
     """The typed error for a Failure reply; an unknown code is a refusal of the base type."""
     error = _REFUSALS.get(failure.code, BrokerRefused)(failure.message or "refused by the broker")
     error.code = failure.code
+    if isinstance(error, Moved):
+        error.moved_to = failure.moved_to
     return error
 
 

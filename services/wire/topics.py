@@ -4,10 +4,11 @@ ZeroMQ subscriptions match by prefix, so every group topic ends in NUL: the
 subscription for group "g_1" must not also match group "g_10".
 """
 
-__all__ = ["CONTROL_TOPIC", "BARRIER_PREFIX", "group_topic", "barrier_topic", "group_of_topic"]
+__all__ = ["CONTROL_TOPIC", "CLUSTER_TOPIC", "BARRIER_PREFIX", "group_topic", "barrier_topic", "group_of_topic"]
 
 GROUP_PREFIX = b"m:"
 CONTROL_TOPIC = b"c:"
+CLUSTER_TOPIC = b"k:"  # ClusterInfo, published when a broker sees the live brokers change
 BARRIER_PREFIX = b"~"
 
 

@@ -33,7 +33,7 @@ class FakeStore:
         self.last_seqs_calls.append(wanted)
         return {g: max((s for (gg, s) in self.messages if gg == g), default=0) for g in wanted}
 
-    def append_batch(self, messages, keys=()):
+    def append_batch(self, messages, keys=(), fence=None):
         self._check()
         seqs = [(m.group_id, m.seq) for m in messages]
         if len(set(seqs)) != len(seqs) or any(k in self.messages for k in seqs):

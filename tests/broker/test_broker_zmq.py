@@ -23,8 +23,8 @@ class CountingStore(MessageStore):
         super().__init__(engine)
         self.batch_sizes: list[int] = []
 
-    def append_batch(self, messages, keys=()):
-        super().append_batch(messages, keys)
+    def append_batch(self, messages, keys=(), fence=None):
+        super().append_batch(messages, keys, fence)
         self.batch_sizes.append(len(messages))
 
 

@@ -149,7 +149,7 @@ def test_an_unexpected_store_error_fails_its_batch_and_the_next_round_goes_on(co
     open_session(core, "s1", "alice", ["g1"])
     real_append = fake_store.append_batch
 
-    def explode(messages, keys=()):
+    def explode(messages, keys=(), fence=None):
         raise RuntimeError("value cannot contain NUL (0x00) bytes")
     fake_store.append_batch = explode
     accept(core, "s1", "g1", "one", request_id=10)
@@ -169,8 +169,8 @@ def test_counters_are_reloaded_after_a_failure_whose_commit_landed(core, fake_st
     post(core, "s1", "g1", "one")
     real_append = fake_store.append_batch
 
-    def append_then_fail(messages, keys=()):
-        real_append(messages, keys)
+    def append_then_fail(messages, keys=(), fence=None):
+        real_append(messages, keys, fence)
         raise StoreUnavailable("connection lost after commit")
     fake_store.append_batch = append_then_fail
     assert reply_of(post(core, "s1", "g1", "two")).failure.code == broker_pb2.Failure.UNAVAILABLE

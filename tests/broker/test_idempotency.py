@@ -83,8 +83,8 @@ def test_a_commit_whose_answer_was_lost_is_found_by_the_retry_not_stored_twice(f
     open_session(core, "s1", "alice", ["g1"])
     real_append = fake_store.append_batch
 
-    def append_then_fail(messages, keys=()):
-        real_append(messages, keys)
+    def append_then_fail(messages, keys=(), fence=None):
+        real_append(messages, keys, fence)
         raise fake_store_error()
     fake_store.append_batch = append_then_fail
     lost = send(core, "s1", "g1", "important", "k-7", 10) + core.flush()

@@ -27,7 +27,8 @@ def test_migrate_makes_only_the_brokers_tables(engine):
     migrate(engine)
     migrate(engine)  # idempotent
     assert set(inspect(engine).get_table_names()) == {
-        "broker_messages", "broker_read_markers", "broker_sent_keys", "alembic_version_broker"}
+        "broker_messages", "broker_read_markers", "broker_sent_keys", "broker_nodes", "broker_group_owners",
+        "alembic_version_broker"}
 
 
 def test_append_batch_stores_every_message_and_last_seqs_reads_them_back(store):

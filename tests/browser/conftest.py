@@ -21,7 +21,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # Module scope, not session: Playwright's sync API keeps an event loop running in
 # this thread while it lives, and the asyncio tests after this folder need none.
 @pytest.fixture(scope="module")
-def browser():
+def browser(request):
+    """Chromium for one test module; a module may add flags with EXTRA_CHROMIUM_ARGS."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} not found (apt-get install chromium)"
         if os.environ.get("CI") == "true":
@@ -30,7 +31,7 @@ def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
+                                             args=[*CHROMIUM_ARGS, *getattr(request.module, "EXTRA_CHROMIUM_ARGS", ())])
         yield browser
         browser.close()
 

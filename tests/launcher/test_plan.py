@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chorus.launcher.config import Settings, add_arguments, settings_from_args
-from chorus.launcher.plan import SERVICES, addresses, command, initial_ports, learned, page_url
+from chorus.launcher.plan import SERVICES, addresses, command, initial_ports, learned, page_url, services
 
 
 def settings_for(argv: list[str], env: dict | None = None) -> Settings:
@@ -135,3 +135,33 @@ def test_sites_and_allowed_origins_are_passed_to_the_page_alone():
                     "--allowed-origins", "https://school.example,https://shop.example"]
     assert not any("--site-issuer" in cmd for name, cmd in cmds.items() if name != "webgate")
     assert "--site-issuer" not in commands(settings_for([]))["webgate"]
+
+
+def test_brokers_3_runs_a_cluster_that_membership_and_webgate_find_through_every_router():
+    settings = settings_for(["--brokers", "3", "--database-url", "postgresql://chorus@db/chorus"])
+    ports = initial_ports(settings)
+    names = services(settings)
+    assert names == ["auth", "membership", "broker", "broker-2", "broker-3", "webgate"]
+    cmds = {name: command(name, settings, ports, "python") for name in names}
+    routers = [flag(cmds[b], "--router") for b in ("broker", "broker-2", "broker-3")]
+    assert routers == ["tcp://127.0.0.1:5555", "tcp://127.0.0.1:5655", "tcp://127.0.0.1:5755"]
+    assert [flag(cmds[b], "--cluster-node") for b in ("broker", "broker-2", "broker-3")] == \
+        ["broker-1", "broker-2", "broker-3"]
+    assert flag(cmds["membership"], "--broker-seeds") == flag(cmds["webgate"], "--broker-seeds") == ",".join(routers)
+    assert "--broker-router" not in cmds["webgate"] and "--broker-pub" not in cmds["webgate"]
+    learned_ports = learned("broker-2", {"router": "tcp://127.0.0.1:5655", "pub": "tcp://127.0.0.1:40001",
+                                         "grpc": "127.0.0.1:40002"})
+    assert learned_ports == {"broker_router_port@2": 5655, "broker_pub_port@2": 40001, "broker_grpc_port@2": 40002}
+
+
+def test_one_broker_is_the_default_and_is_no_cluster():
+    settings = settings_for([])
+    assert services(settings) == list(SERVICES)
+    assert "--cluster-node" not in command("broker", settings, initial_ports(settings), "python")
+
+
+@pytest.mark.parametrize("database", ["", "sqlite:////tmp/x.db"])
+def test_more_than_one_broker_without_postgresql_is_refused_naming_what_to_give(database):
+    argv = ["--brokers", "2"] + (["--database-url", database] if database else [])
+    with pytest.raises(ValueError, match="--brokers 2: a cluster of brokers shares one PostgreSQL database"):
+        settings_for(argv)

@@ -58,8 +58,8 @@ export class Page {
     return (this.box(group)?.list ?? []).map((m) => m.seq);
   }
 
-  sent(op) {
-    return this.commands.filter((c) => c.type === "send" && (!op || c.frame.op === op)).map((c) => c.frame);
+  posts() {
+    return this.commands.filter((c) => c.type === "post");
   }
 
   fetches() {

@@ -1,10 +1,10 @@
-// Sends: a random idempotency key per message, kept on every attempt; a send whose answer was
-// lost goes again after the reconnect; answers match by key (or ref), never by text.
+// The page's sends: a random idempotency key per message, kept on every attempt (chorus.js
+// retries with it; a retry by hand passes it again); answers match by key (or ref), never by text.
+// How chorus.js resends across reconnects is in sdk_session.test.mjs.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { MAX_SEND_ATTEMPTS } from "../../services/webgate/static/state.js";
 import { ME, Page, msg } from "./harness.mjs";
 
 function compose(page, text, key) {
@@ -12,21 +12,14 @@ function compose(page, text, key) {
   return page.on({ type: "compose", key, ts: 5 });
 }
 
-const reconnect = (page) => {
-  page.on({ type: "closed", code: 1006 });
-  page.on({ type: "conn", status: "connecting", retryAt: 1 });
-  page.on({ type: "conn", status: "connected" });
-  return page.frame({ op: "ready", user: ME, groups: [{ id: "g1", name: "One" }] });
-};
-
-test("a message is sent with its key and shown as pending until its ack", () => {
+test("a message is posted with its key and shown as pending until its ack", () => {
   const page = Page.ready().open("g1");
   compose(page, "  hello\n", "key-1");
-  assert.deepEqual(page.sent("send"), [{ op: "send", group: "g1", text: "  hello", ref: "r1", idempotency_key: "key-1" }]);
+  assert.deepEqual(page.posts(), [{ type: "post", ref: "r1", key: "key-1", group: "g1", text: "  hello" }]);
   assert.deepEqual(page.state.pending.map((p) => [p.text, p.status]), [["  hello", "sending"]]);
   assert.equal(page.state.drafts.g1, undefined, "the composer is emptied");
 
-  page.frame({ op: "ack", ref: "r1", group: "g1", seq: 1, ts: 9 });
+  page.frame({ op: "ack", ref: "r1", idempotency_key: "key-1", group: "g1", seq: 1, ts: 9 });
   assert.deepEqual(page.state.pending, []);
   assert.deepEqual(page.box("g1").list.map((m) => [m.seq, m.text, m.from.id]), [[1, "  hello", ME.id]]);
   page.frame(msg(1, { from: ME, text: "  hello" }));
@@ -42,25 +35,19 @@ test("an ack that echoes the key answers that send, whatever its ref", () => {
   assert.equal(page.box("g1").list[0].text, "second");
 });
 
-test("a send whose answer was lost goes again after the reconnect with the same key and ref", () => {
+test("a send stays pending across a reconnect: chorus.js sends it again, not the page", () => {
   const page = Page.ready().open("g1");
   compose(page, "are you there?", "k-lost");
   page.on({ type: "closed", code: 1006 });
-  assert.equal(page.state.pending[0].status, "waiting");
-  reconnect(page);
-  const [again] = page.sent("send");
-  assert.deepEqual(again, { op: "send", group: "g1", text: "are you there?", ref: "r1", idempotency_key: "k-lost" });
-  const order = page.commands.filter((c) => c.type === "send").map((c) => c.frame.op);
-  assert.deepEqual(order.slice(0, 2), ["resume", "send"], "resume first: a stored copy comes back before the ack");
-  page.frame({ op: "ack", ref: "r1", idempotency_key: "k-lost", group: "g1", seq: 3, ts: 1 });
-  assert.deepEqual(page.state.pending, []);
+  page.on({ type: "conn", status: "connected" });
+  assert.deepEqual(page.frame({ op: "ready", user: ME, groups: [{ id: "g1", name: "One" }] })
+    .filter((c) => c.type === "post"), []);
+  assert.equal(page.state.pending[0].status, "sending");
 });
 
 test("a lost send is never dropped because a message with the same text arrives", () => {
   const page = Page.ready().open("g1");
   compose(page, "ok", "k-mine");
-  page.on({ type: "closed", code: 1006 });
-  reconnect(page);
   page.frame(msg(4, { from: ME, text: "ok" })); // the same words, sent from another tab
   assert.deepEqual(page.state.pending.map((p) => p.key), ["k-mine"], "still waiting for its own answer");
   page.frame({ op: "ack", ref: "r1", group: "g1", seq: 5, ts: 1 });
@@ -74,32 +61,17 @@ test("the same text sent twice is two messages with two keys", () => {
   assert.deepEqual(page.state.pending.map((p) => [p.ref, p.key]), [["r1", "k1"], ["r2", "k2"]]);
 });
 
-test("a send refused by the server fails, and a retry by hand keeps its key", () => {
+test("a send refused for good fails, and a retry by hand keeps its key", () => {
   const page = Page.ready().open("g1");
-  compose(page, "too fast", "k-rate");
-  page.frame({ op: "error", ref: "r1", code: "rate_limited", message: "too many frames" });
-  assert.deepEqual(page.state.pending.map((p) => [p.status, p.error]), [["failed", "too many frames"]]);
-  assert.deepEqual(reconnect(page).filter((c) => c.type === "send" && c.frame.op === "send"), [],
-    "a refused send is not retried by itself");
+  compose(page, "to a closed door", "k-refused");
+  page.frame({ op: "error", ref: "r1", idempotency_key: "k-refused", code: "not_member", message: "not a member" });
+  assert.deepEqual(page.state.pending.map((p) => [p.status, p.error]), [["failed", "not a member"]]);
   page.on({ type: "retry", ref: "r1" });
-  assert.equal(page.sent("send")[0].idempotency_key, "k-rate");
-  page.on({ type: "closed", code: 1006 });
+  assert.deepEqual(page.posts(), [{ type: "post", ref: "r1", key: "k-refused", group: "g1", text: "to a closed door" }]);
+  assert.equal(page.state.pending[0].status, "sending");
+  page.frame({ op: "error", ref: "r1", code: "not_member", message: "not a member" });
   page.on({ type: "discard", ref: "r1" });
   assert.deepEqual(page.state.pending, []);
-});
-
-test("a send lost on every connection gives up and waits for the person", () => {
-  const page = Page.ready().open("g1");
-  compose(page, "stubborn", "k");
-  for (let i = 1; i < MAX_SEND_ATTEMPTS; i++) {
-    page.on({ type: "closed", code: 1006 });
-    reconnect(page);
-    assert.equal(page.sent("send").length, 1);
-  }
-  page.on({ type: "closed", code: 1006 });
-  reconnect(page);
-  assert.deepEqual(page.sent("send"), []);
-  assert.equal(page.state.pending[0].status, "failed");
 });
 
 test("nothing is sent without a connection, a group, the server's limits, or over the text limit", () => {
@@ -111,7 +83,7 @@ test("nothing is sent without a connection, a group, the server's limits, or ove
   assert.equal(offline.state.drafts.g1, "hi", "the text stays in the composer");
 
   const noConfig = Page.ready(undefined, { config: null }).open("g1");
-  assert.deepEqual(compose(noConfig, "hi", "k").filter((c) => c.type === "send"), []);
+  assert.deepEqual(compose(noConfig, "hi", "k").filter((c) => c.type === "post"), []);
 
   const page = Page.ready().open("g1");
   assert.deepEqual(compose(page, "x".repeat(21), "k"), [], "the server said 20 characters");

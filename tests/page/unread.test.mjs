@@ -1,10 +1,8 @@
-// Unread counts and read markers; groups joined, selected and left; the socket's backoff.
+// Unread counts and read markers; groups joined, selected and left.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, CLOSE_TOO_MANY_SESSIONS, attemptAfterClose, backoffDelay }
-  from "../../services/webgate/static/socket.js";
 import { initialState, reduce, totalUnread } from "../../services/webgate/static/state.js";
 import { ME, Page, msg } from "./harness.mjs";
 
@@ -53,7 +51,7 @@ test("opening a group clears its count and asks for a read marker, sent with the
   assert.deepEqual(commands.filter((c) => c.type !== "fetch"),
     [{ type: "flushRead", group: "g1" }, { type: "scheduleRead", group: "g2", again: true }]);
   assert.deepEqual(page.on({ type: "readDue", group: "g2", again: true }), [
-    { type: "send", frame: { op: "read", group: "g2", seq: 2 } }]);
+    { type: "markRead", group: "g2", seq: 2 }]);
   assert.deepEqual(page.on({ type: "readDue", group: "g2" }), [], "the same seq is not sent again");
   assert.equal(page.on({ type: "readDue", group: "g2", again: true }).length, 1, "unless asked (after a reconnect)");
 });
@@ -64,8 +62,8 @@ test("a read marker is never sent for a group off screen, unless flushed as the 
   assert.deepEqual(page.on({ type: "readDue", group: "g2" }), []);
   page.frame(msg(1));
   page.on({ type: "select", group: "g2" });
-  assert.deepEqual(page.on({ type: "readDue", group: "g1", flush: true }).map((c) => c.frame),
-    [{ op: "read", group: "g1", seq: 1 }]);
+  assert.deepEqual(page.on({ type: "readDue", group: "g1", flush: true }).filter((c) => c.type === "markRead"),
+    [{ type: "markRead", group: "g1", seq: 1 }]);
 });
 
 test("the server's read answer sets the count, except while unread messages are on screen", () => {
@@ -118,24 +116,4 @@ test("logging out forgets the session but not the server's limits", () => {
 test("an unknown event is a bug and says so; an unknown frame is ignored", () => {
   assert.throws(() => reduce(initialState(), { type: "nonsense" }), /unknown event type "nonsense"/);
   assert.deepEqual(Page.ready().frame({ op: "from-the-future" }), []);
-});
-
-test("reconnect delays double from the minimum to the maximum, with jitter", () => {
-  assert.equal(backoffDelay(0, 0.5), BACKOFF_MIN_MS);
-  assert.equal(backoffDelay(1, 0.5), 2 * BACKOFF_MIN_MS);
-  for (const random of [0, 0.999]) {
-    const delay = backoffDelay(2, random);
-    assert.ok(delay >= 0.8 * 4 * BACKOFF_MIN_MS && delay <= 1.2 * 4 * BACKOFF_MIN_MS, delay);
-    const capped = backoffDelay(30, random);
-    assert.ok(capped >= 0.8 * BACKOFF_MAX_MS && capped <= BACKOFF_MAX_MS, capped);
-  }
-});
-
-test("after 'too many sessions' the page retries only at the slowest pace, never in a tight loop", () => {
-  for (const attempt of [0, 1, 3]) {
-    const delay = backoffDelay(attemptAfterClose(CLOSE_TOO_MANY_SESSIONS, attempt), 0);
-    assert.ok(delay >= 0.8 * BACKOFF_MAX_MS, `attempt ${attempt}: ${delay} ms`);
-  }
-  assert.equal(attemptAfterClose(1006, 0), 0, "any other close backs off as before");
-  assert.equal(attemptAfterClose(1001, 2), 2);
 });

@@ -27,8 +27,8 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixe
 from zmq.utils.monitor import parse_monitor_message
 
 from chorus.common.curve import ClientCurve
-from chorus.wire.conversation import (Answer, BrokerProblem, BrokerRefused, BrokerTimeout, ConnectionLost,
-                                      Conversation, NotReady)
+from chorus.wire.conversation import (Answer, BrokerProblem, BrokerRefused, BrokerTimeout, BrokerUnreachable,
+                                      ConnectionLost, Conversation, NotReady)
 
 from .sockets import dealer
 
@@ -52,6 +52,8 @@ class AsyncBrokerLink:
         self._context = context or zmq.asyncio.Context.instance()
         self._monotonic = monotonic
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        self._sending: dict[int, asyncio.Future] = {}  # sends waiting for a connected broker
+        self._abandoned: set[int] = set()
         self._tasks: list[asyncio.Task] = []
         self._socket: zmq.asyncio.Socket | None = None
 
@@ -96,15 +98,36 @@ class AsyncBrokerLink:
         outgoing = self.conversation.request(now, **kind)
         future = asyncio.get_running_loop().create_future()
         self._waiting[outgoing.request_id] = future
+        request_id = outgoing.request_id
         try:
             async with asyncio.timeout(self.conversation.timeout_secs):
-                await self._socket.send(outgoing.payload)
+                sending = self._sending[request_id] = self._socket.send(outgoing.payload)
+                try:
+                    await sending
+                except asyncio.CancelledError:
+                    if request_id in self._abandoned:  # never sent: safe to ask someone else
+                        raise BrokerUnreachable("the message broker left") from None
+                    raise
+                finally:
+                    self._sending.pop(request_id, None)
                 return await future
         except TimeoutError:
             raise BrokerTimeout("the message broker did not answer in time") from None
         finally:
-            self._waiting.pop(outgoing.request_id, None)
-            self.conversation.forget(outgoing.request_id)
+            self._waiting.pop(request_id, None)
+            self._abandoned.discard(request_id)
+            self.conversation.forget(request_id)
+
+    def abandon(self) -> None:
+        """The broker is known to be gone (a cluster saw it leave): fail every request out now,
+        BrokerUnreachable for those not yet sent, ConnectionLost for those sent, instead of
+        letting each wait for its deadline."""
+        for request_id, sending in list(self._sending.items()):
+            self._abandoned.add(request_id)
+            sending.cancel()
+        for request_id, future in self._waiting.items():
+            if not future.done() and request_id not in self._abandoned:
+                future.set_exception(ConnectionLost("the message broker left"))
 
     async def _replies(self) -> None:
         while True:

@@ -1,47 +1,14 @@
 // What each server frame (docs/protocol.md) does to the page's state. Pure, like state.js,
-// which routes `{type: "frame", frame}` events here by the frame's op.
+// which routes `{type: "frame", frame}` events here by the frame's op. The frames come from
+// chorus.js (docs/sdk.md), which already resumed after a reconnect, dropped duplicates and
+// retried sends; an `ack` or an `error` of a send is the settled promise of chorus.js's send().
 
 import { holds } from "./groupbox.js";
 import {
-  MAX_SEND_ATTEMPTS, dropBox, get, has, isOwn, isViewing, loadLatest, normalizeMessage, select, sendFrame, setGroups,
-  store, withGroup, without,
+  dropBox, get, has, isOwn, isViewing, loadLatest, normalizeMessage, select, setGroups, store, withGroup, without,
 } from "./model.js";
 
-export const RESUME_TIMEOUT_MS = 20000; // stop showing "Catching up…" if `resumed` never comes
-
 const seqOrUndefined = (v) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
-
-/**
- * Ask for what was missed in every group the page holds messages for: those with messages
- * seen, and those whose (maybe empty) history was loaded, which are up to date as of then.
- */
-export function resume(state, emit) {
-  const since = {};
-  for (const [id, box] of Object.entries(state.boxes)) {
-    const seq = box.high ?? 0;
-    if (has(state.groups, id) && (seq > 0 || box.loaded)) since[id] = seq;
-  }
-  if (!Object.keys(since).length) return state;
-  const resumeId = state.resumeId + 1;
-  emit({ type: "send", frame: { op: "resume", since } });
-  emit({ type: "later", ms: RESUME_TIMEOUT_MS, event: { type: "resumeTimeout", id: resumeId } });
-  return { ...state, catchingUp: true, resumeId };
-}
-
-/** Send again, with the same key, what a lost connection left unanswered. */
-export function resendPending(state, emit) {
-  if (!state.pending.some((p) => p.status === "waiting")) return state;
-  const pending = state.pending.map((p) => {
-    if (p.status !== "waiting") return p;
-    if (p.attempts >= MAX_SEND_ATTEMPTS) {
-      return { ...p, status: "failed", error: "the connection kept dropping before the server confirmed it" };
-    }
-    const again = { ...p, status: "sending", attempts: p.attempts + 1 };
-    emit({ type: "send", frame: sendFrame(again) });
-    return again;
-  });
-  return { ...state, pending };
-}
 
 /** The pending send an ack or error answers: by the echoed key if there is one, else by ref. */
 function answered(state, frame) {
@@ -52,20 +19,12 @@ function answered(state, frame) {
   return frame.ref === undefined ? undefined : state.pending.find((x) => x.ref === frame.ref);
 }
 
-/** The server cannot replay: whatever is held may have gaps. Reload from history instead. */
-function resumeRefused(state, emit) {
-  const s = { ...state, catchingUp: false, boxes: {} };
-  return s.selected ? loadLatest(s, s.selected, emit) : s;
-}
-
 export const FRAMES = {
   ready(state, frame, emit) {
     let s = setGroups({ ...state, user: frame.user ?? state.user }, Array.isArray(frame.groups) ? frame.groups : []);
     for (const id of s.selectOnJoin) {
       if (has(s.groups, id)) s = { ...s, selected: id, selectOnJoin: s.selectOnJoin.filter((g) => g !== id) };
     }
-    s = resume(s, emit);
-    s = resendPending(s, emit);
     if (s.selected) {
       if (isViewing(s, s.selected)) {
         s = withGroup(s, s.selected, { unread: 0 });
@@ -114,11 +73,7 @@ export const FRAMES = {
       const failed = { ...p, status: "failed", error: frame.message || frame.code || "error" };
       return { ...state, pending: state.pending.map((x) => (x === p ? failed : x)) };
     }
-    const unrefd = frame.ref === undefined;
-    if (state.catchingUp && unrefd && (frame.code === "unknown_op" || frame.code === "invalid_argument")) {
-      return resumeRefused(state, emit);
-    }
-    if (frame.code === "unknown_op" && unrefd) {
+    if (frame.code === "unknown_op" && frame.ref === undefined) {
       // A frame this server does not know (an older gateway): nothing the person can act on.
       emit({ type: "warn", text: `chorus: the server refused a frame: ${frame.message}` });
       return state;

@@ -1,6 +1,7 @@
-// Chorus web page: wires the pure state (state.js) to the socket, the HTTP API and the DOM.
+// Chorus web page: wires the pure state (state.js) to chorus.js (the SDK: the one WebSocket,
+// shared with the page's other tabs), the HTTP API and the DOM.
 //
-// Everything that happens becomes an event for `dispatch`: socket events, API answers, the
+// Everything that happens becomes an event for `dispatch`: chorus.js's events, API answers, the
 // person's clicks. The reducer returns the new state and commands; this module carries the
 // commands out (COMMANDS) and redraws the page once per animation frame.
 
@@ -9,17 +10,19 @@ import { AuthForm } from "./auth.js";
 import { $, pageVisible, toast } from "./dom.js";
 import { Directory, MembersPanel } from "./panels.js";
 import { ChatView, autosize } from "./render.js";
-import { CLOSE_TOO_MANY_SESSIONS, CLOSE_UNAUTHENTICATED, Connection, socketUrl } from "./socket.js";
+import { Chorus, newKey } from "./sdk/chorus.js";
+import { CLOSE_TOO_MANY_SESSIONS } from "./sdk/policy.js";
 import { canSend, get, initialState, reduce } from "./state.js";
 
 const TOKEN_KEY = "chorus.token";
 const READ_DEBOUNCE_MS = 300; // `read` markers are sent at most this often per group
+const TICK_MS = 250;          // "Reconnecting in Ns…" counts down at this pace
 
 let state = initialState({ visible: pageVisible() });
 let token = storageGet(TOKEN_KEY);
 
 const api = new Api({ token: () => token, onExpired: () => sessionExpired() });
-const conn = new Connection({ url: socketUrl(location), token: () => token, onEvent: socketEvent });
+let chorus = null; // the SDK's client while logged in
 const view = new ChatView({ onNearTop: (group) => dispatch({ type: "needOlder", group }) });
 const members = new MembersPanel({ api });
 const directory = new Directory({
@@ -37,7 +40,8 @@ function dispatch(event) {
 }
 
 const COMMANDS = {
-  send: ({ frame }) => conn.send(frame),
+  post: postMessage,
+  markRead: ({ group, seq }) => chorus?.markRead(group, seq),
   fetch: fetchHistory,
   scheduleRead: ({ group, again }) => reads.schedule(group, again),
   flushRead: ({ group }) => reads.flush(group),
@@ -49,15 +53,57 @@ const COMMANDS = {
 
 let toldTooManySessions = false; // said once until the next `ready`, not at every slow retry
 
-function socketEvent(event) {
-  dispatch(event);
-  if (event.type === "closed" && event.code === CLOSE_UNAUTHENTICATED) sessionExpired(event.reason);
-  if (event.type === "closed" && event.code === CLOSE_TOO_MANY_SESSIONS && !toldTooManySessions) {
-    toldTooManySessions = true;
-    toast(`Not connected: ${event.reason || "too many sessions"}. Close another tab or device to connect here.`);
-  }
-  if (event.type === "frame" && event.frame.op === "ready") toldTooManySessions = false;
-  if (event.type === "frame" && event.frame.op === "ready" && !state.config) loadConfig();
+// chorus.js's events that are server frames to the reducer, by the op they have there.
+const FRAME_EVENTS = ["ready", "message", "joined", "left", "reset", "resumed", "read", "error"];
+
+/** The SDK's connection for this token; its events become the reducer's events. */
+function connect() {
+  const client = Chorus.connect({ url: socketUrl(location), getToken: () => token });
+  for (const op of FRAME_EVENTS) client.on(op, (data) => dispatch({ type: "frame", frame: { ...data, op } }));
+  client.on("state", ({ status, retryAt }) => {
+    dispatch({ type: "conn", status, retryAt });
+    if (retryAt) countDown();
+  });
+  client.on("resuming", () => dispatch({ type: "resuming" }));
+  client.on("closed", ({ code, reason }) => {
+    dispatch({ type: "closed", code });
+    if (code === CLOSE_TOO_MANY_SESSIONS && !toldTooManySessions) {
+      toldTooManySessions = true;
+      toast(`Not connected: ${reason || "too many sessions"}. Close another tab or device to connect here.`);
+    }
+  });
+  client.on("unauthenticated", ({ reason }) => sessionExpired(reason));
+  client.on("ready", () => {
+    toldTooManySessions = false;
+    if (!state.config) loadConfig();
+  });
+  return client;
+}
+
+let ticking = null;
+
+/** Redraw "Reconnecting in Ns…" while chorus.js waits to reconnect. */
+function countDown() {
+  ticking ??= setInterval(() => {
+    if (!state.retryAt) {
+      clearInterval(ticking);
+      ticking = null;
+    }
+    scheduleRender();
+  }, TICK_MS);
+}
+
+/** Post through chorus.js; its answer comes back to the reducer as the frame it was. */
+function postMessage({ ref, key, group, text }) {
+  chorus?.send(group, text, { key }).then(
+    (ack) => dispatch({ type: "frame", frame: { op: "ack", ref, idempotency_key: key, ...ack } }),
+    (err) => dispatch({ type: "frame", frame: { op: "error", ref, idempotency_key: key, code: err.code,
+      message: err.message } }));
+}
+
+/** The WebSocket URL of this page's origin. */
+function socketUrl({ protocol, host }) {
+  return `${protocol === "https:" ? "wss" : "ws"}://${host}/ws`;
 }
 
 async function fetchHistory({ group, gen, kind, before, after }) {
@@ -157,8 +203,10 @@ function enterApp(user, groups) {
   showScreen("app");
   renderQueued = true;
   renderNow();
-  conn.start();
+  chorus?.close();
+  chorus = connect();
   if (!state.config) loadConfig();
+  openLinkedGroup();
 }
 
 function showAuth(message = "") {
@@ -168,7 +216,8 @@ function showAuth(message = "") {
 
 /** Tear down the session's state and socket (no network call). */
 function leaveApp() {
-  conn.stop();
+  chorus?.close();
+  chorus = null;
   token = null;
   storageSet(TOKEN_KEY, null);
   reads.clear();
@@ -196,15 +245,10 @@ function logout() {
 
 // ---------------------------------------------------------------- the person's actions
 
-/** A fresh idempotency key. crypto.randomUUID exists only in secure contexts (https, localhost);
- * a page served over plain http on a LAN makes the same kind of key from getRandomValues. */
-function newKey() {
-  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+/** A link to a group (`/#group=ID`, where the widgets' toasts lead): open it once it is there. */
+function openLinkedGroup() {
+  const match = /^#group=(.+)$/.exec(location.hash);
+  if (match) dispatch({ type: "wantSelect", group: decodeURIComponent(match[1]) });
 }
 
 function selectGroup(id) {
@@ -241,6 +285,7 @@ function bindEvents() {
   }, { passive: true });
   document.addEventListener("visibilitychange", () => dispatch({ type: "visibility", visible: pageVisible() }));
   window.addEventListener("pagehide", () => { if (state.selected && pageVisible()) reads.flush(state.selected); });
+  window.addEventListener("hashchange", () => { if (token) openLinkedGroup(); });
 
   const textarea = $("#composer-text");
   const send = () => dispatch({ type: "compose", key: newKey(), ts: Date.now() });
@@ -285,7 +330,7 @@ function bindEvents() {
 
 // For tests and debugging from the console: lose the connection the way a network drop
 // does (the page sees it closed abnormally and reconnects, once the browser is online).
-window.chorusDebug = Object.freeze({ dropSocket: () => conn.drop() });
+window.chorusDebug = Object.freeze({ dropSocket: () => chorus?.drop(), leader: () => !!chorus?.leader });
 
 async function boot() {
   bindEvents();

@@ -5,12 +5,11 @@
 // Invariants:
 //   - every group in `boxes`, `drafts`, `readSent` and every pending send is in `groups`;
 //   - `selected` is null or in `groups`;
-//   - a pending send keeps its `key` (the send frame's idempotency_key) for its whole life: every
-//     attempt, automatic or by hand, carries it, so the server can tell a retry from a new message.
+//   - a pending send keeps its `key` (the send's idempotency key) for its whole life: chorus.js
+//     retries it automatically with that key, and a retry by hand passes the same key again, so
+//     the server can tell a retry from a new message.
 
 import { insert, newBox } from "./groupbox.js";
-
-export const MAX_SEND_ATTEMPTS = 5;       // sends lost this often are shown as failed, to retry by hand
 
 export function initialState({ config = null, visible = true } = {}) {
   return {
@@ -19,7 +18,7 @@ export function initialState({ config = null, visible = true } = {}) {
     user: null,          // {id, username, display_name}
     conn: "offline",     // "offline" | "connecting" | "connected" (from the socket)
     retryAt: null,       // when the socket reconnects (ms since the epoch), if it waits
-    catchingUp: false,   // between our `resume` and the server's `resumed`
+    catchingUp: false,   // between chorus.js's `resume` and the server's `resumed`
     resumeId: 0,
     groups: {},          // id -> {id, name, unread, lastSeq}; lastSeq: newest seq the server's
                          //   `unread` already counts (undefined: unknown)
@@ -28,9 +27,9 @@ export function initialState({ config = null, visible = true } = {}) {
     nextGen: 1,
     readSent: {},        // group id -> highest seq sent in a `read` frame
     pending: [],         // sends not yet acknowledged, oldest first:
-                         //   {ref, key, group, text, ts, from, status, error, attempts}
-                         //   status: "sending" (frame written) | "waiting" (answer lost: sent again
-                         //   after the next `ready`) | "failed" (the server refused it)
+                         //   {ref, key, group, text, ts, from, status, error}
+                         //   status: "sending" (with chorus.js, which retries it across reconnects)
+                         //   | "failed" (refused, or lost too often: retry or discard by hand)
     nextRef: 1,
     selectOnJoin: [],    // group ids to select when they appear
     drafts: {},          // group id -> unsent composer text
@@ -167,5 +166,5 @@ export function select(state, id, emit) {
   return s;
 }
 
-/** The send frame of a pending message: the same key on every attempt. */
-export const sendFrame = (p) => ({ op: "send", group: p.group, text: p.text, ref: p.ref, idempotency_key: p.key });
+/** The command that posts a pending message: the same key on every attempt. */
+export const postCommand = (p) => ({ type: "post", ref: p.ref, key: p.key, group: p.group, text: p.text });

@@ -2,7 +2,10 @@
 // no randomness. `reduce(state, event)` returns `{state, commands}`: the new state (the old one is
 // never changed) and what the page must do because of the event, as data, for main.js to carry out:
 //
-//   {type: "send", frame}                          write a frame on the WebSocket
+//   {type: "post", ref, key, group, text}          post a message through chorus.js (its send(),
+//                                                  which retries; its answer comes back as an
+//                                                  `ack` or `error` frame with that ref and key)
+//   {type: "markRead", group, seq}                 store a read marker (chorus.js's markRead())
 //   {type: "fetch", group, gen, kind, before?, after?}
 //                                                  load history (kind "latest", "older" or a hole,
 //                                                  "after"); answer with a "history" or
@@ -14,18 +17,21 @@
 //   {type: "toast", text} / {type: "warn", text}   tell the person / the console
 //
 // The state's shape and invariants are in model.js; the server frames' handlers in frames.js.
+// The connection itself (reconnects, resume, duplicates, send retries, tab sharing) is
+// chorus.js's (docs/sdk.md): this module gets what it delivers.
 // Events are a table (EVENTS), one handler each; so are history answers, by kind of request.
 
 import { hasHole, oldestSeq } from "./groupbox.js";
 import { FRAMES } from "./frames.js";
 import {
-  canSend, charCount, cleanText, fillHole, get, has, initialState, isViewing, normalizeMessage, select, sendFrame,
+  canSend, charCount, cleanText, fillHole, get, has, initialState, isViewing, normalizeMessage, postCommand, select,
   setGroups, store, withBox, withGroup, without,
 } from "./model.js";
 
 export * from "./model.js";
 
 export const OLDER_RETRY_MS = 3000; // after a failed "older" load, scrolling tries again after this
+export const RESUME_TIMEOUT_MS = 20000; // stop showing "Catching up…" if `resumed` never comes
 
 export function reduce(state, event) {
   const handle = EVENTS[event.type];
@@ -71,14 +77,16 @@ const EVENTS = {
     return { ...state, conn: status, retryAt };
   },
 
-  /** The socket closed: sends that were not acknowledged wait for the next connection. */
+  /** The socket closed: unacknowledged sends stay pending (chorus.js sends them again). */
   closed(state) {
-    const lost = state.pending.some((p) => p.status === "sending");
-    return {
-      ...state,
-      catchingUp: false,
-      pending: lost ? state.pending.map((p) => (p.status === "sending" ? { ...p, status: "waiting" } : p)) : state.pending,
-    };
+    return state.catchingUp ? { ...state, catchingUp: false } : state;
+  },
+
+  /** chorus.js asked the server for what was missed: "Catching up…" until `resumed`. */
+  resuming(state, _event, emit) {
+    const resumeId = state.resumeId + 1;
+    emit({ type: "later", ms: RESUME_TIMEOUT_MS, event: { type: "resumeTimeout", id: resumeId } });
+    return { ...state, catchingUp: true, resumeId };
   },
 
   /** A server frame: {frame}. Unknown ops are ignored (a newer server may send more). */
@@ -150,8 +158,8 @@ const EVENTS = {
     if (charCount(text) > state.config.maxTextChars) return state;
     const group = state.selected;
     const p = { ref: `r${state.nextRef}`, key: key.slice(0, state.config.maxKeyChars), group, text, ts,
-      from: state.user, status: "sending", error: null, attempts: 1 };
-    emit({ type: "send", frame: sendFrame(p) });
+      from: state.user, status: "sending", error: null };
+    emit(postCommand(p));
     return { ...state, pending: [...state.pending, p], nextRef: state.nextRef + 1, drafts: without(state.drafts, group),
       stick: state.stick + 1 };
   },
@@ -164,8 +172,8 @@ const EVENTS = {
       emit({ type: "toast", text: "Cannot resend right now." });
       return state;
     }
-    const again = { ...p, status: "sending", error: null, attempts: p.attempts + 1 };
-    emit({ type: "send", frame: sendFrame(again) });
+    const again = { ...p, status: "sending", error: null };
+    emit(postCommand(again));
     return { ...state, pending: state.pending.map((x) => (x === p ? again : x)) };
   },
 
@@ -194,7 +202,7 @@ const EVENTS = {
     const seq = get(state.boxes, id)?.high ?? 0;
     const sent = state.readSent[id] ?? 0;
     if (seq <= 0 || seq < sent || (seq === sent && !again)) return state;
-    emit({ type: "send", frame: { op: "read", group: id, seq } });
+    emit({ type: "markRead", group: id, seq });
     return { ...state, readSent: { ...state.readSent, [id]: seq } };
   },
 

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GatewayRequest(_message.Message):
-    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync", "history", "group_states", "mark_read", "online", "system_post", "membership_snapshot")
+    __slots__ = ("request_id", "hello", "open_session", "close_session", "post", "membership_change", "sync", "history", "group_states", "mark_read", "online", "system_post", "membership_snapshot", "cluster")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     OPEN_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class GatewayRequest(_message.Message):
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_POST_FIELD_NUMBER: _ClassVar[int]
     MEMBERSHIP_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     hello: Hello
     open_session: OpenSession
@@ -35,7 +36,34 @@ class GatewayRequest(_message.Message):
     online: Online
     system_post: SystemPost
     membership_snapshot: MembershipSnapshot
-    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., group_states: _Optional[_Union[GroupStates, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., online: _Optional[_Union[Online, _Mapping]] = ..., system_post: _Optional[_Union[SystemPost, _Mapping]] = ..., membership_snapshot: _Optional[_Union[MembershipSnapshot, _Mapping]] = ...) -> None: ...
+    cluster: ClusterQuery
+    def __init__(self, request_id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., open_session: _Optional[_Union[OpenSession, _Mapping]] = ..., close_session: _Optional[_Union[CloseSession, _Mapping]] = ..., post: _Optional[_Union[Post, _Mapping]] = ..., membership_change: _Optional[_Union[MembershipChange, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., group_states: _Optional[_Union[GroupStates, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., online: _Optional[_Union[Online, _Mapping]] = ..., system_post: _Optional[_Union[SystemPost, _Mapping]] = ..., membership_snapshot: _Optional[_Union[MembershipSnapshot, _Mapping]] = ..., cluster: _Optional[_Union[ClusterQuery, _Mapping]] = ...) -> None: ...
+
+class ClusterQuery(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClusterInfo(_message.Message):
+    __slots__ = ("nodes", "left")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[BrokerNode]
+    left: BrokerNode
+    def __init__(self, nodes: _Optional[_Iterable[_Union[BrokerNode, _Mapping]]] = ..., left: _Optional[_Union[BrokerNode, _Mapping]] = ...) -> None: ...
+
+class BrokerNode(_message.Message):
+    __slots__ = ("name", "router", "pub", "grpc", "incarnation")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_FIELD_NUMBER: _ClassVar[int]
+    PUB_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    router: str
+    pub: str
+    grpc: str
+    incarnation: str
+    def __init__(self, name: _Optional[str] = ..., router: _Optional[str] = ..., pub: _Optional[str] = ..., grpc: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("gateway_id",)
@@ -174,7 +202,7 @@ class SystemPost(_message.Message):
     def __init__(self, group_id: _Optional[str] = ..., sender_name: _Optional[str] = ..., text: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class BrokerReply(_message.Message):
-    __slots__ = ("request_id", "welcome", "done", "posted", "failure", "messages", "states", "online_members")
+    __slots__ = ("request_id", "welcome", "done", "posted", "failure", "messages", "states", "online_members", "cluster")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +211,7 @@ class BrokerReply(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     ONLINE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     welcome: Welcome
     done: Done
@@ -191,7 +220,8 @@ class BrokerReply(_message.Message):
     messages: Messages
     states: States
     online_members: OnlineMembers
-    def __init__(self, request_id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., posted: _Optional[_Union[Posted, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., messages: _Optional[_Union[Messages, _Mapping]] = ..., states: _Optional[_Union[States, _Mapping]] = ..., online_members: _Optional[_Union[OnlineMembers, _Mapping]] = ...) -> None: ...
+    cluster: ClusterInfo
+    def __init__(self, request_id: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., posted: _Optional[_Union[Posted, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., messages: _Optional[_Union[Messages, _Mapping]] = ..., states: _Optional[_Union[States, _Mapping]] = ..., online_members: _Optional[_Union[OnlineMembers, _Mapping]] = ..., cluster: _Optional[_Union[ClusterInfo, _Mapping]] = ...) -> None: ...
 
 class Messages(_message.Message):
     __slots__ = ("messages", "more")
@@ -248,7 +278,7 @@ class Posted(_message.Message):
     def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ..., repeat: _Optional[bool] = ...) -> None: ...
 
 class Failure(_message.Message):
-    __slots__ = ("code", "message")
+    __slots__ = ("code", "message", "moved_to")
     class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CODE_UNSPECIFIED: _ClassVar[Failure.Code]
@@ -259,6 +289,7 @@ class Failure(_message.Message):
         UNAVAILABLE: _ClassVar[Failure.Code]
         NOT_READY: _ClassVar[Failure.Code]
         FORBIDDEN: _ClassVar[Failure.Code]
+        MOVED: _ClassVar[Failure.Code]
     CODE_UNSPECIFIED: Failure.Code
     BAD_REQUEST: Failure.Code
     NOT_MEMBER: Failure.Code
@@ -267,11 +298,14 @@ class Failure(_message.Message):
     UNAVAILABLE: Failure.Code
     NOT_READY: Failure.Code
     FORBIDDEN: Failure.Code
+    MOVED: Failure.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_FIELD_NUMBER: _ClassVar[int]
     code: Failure.Code
     message: str
-    def __init__(self, code: _Optional[_Union[Failure.Code, str]] = ..., message: _Optional[str] = ...) -> None: ...
+    moved_to: str
+    def __init__(self, code: _Optional[_Union[Failure.Code, str]] = ..., message: _Optional[str] = ..., moved_to: _Optional[str] = ...) -> None: ...
 
 class Delivery(_message.Message):
     __slots__ = ("group_id", "seq", "ts_ms", "sender", "text")

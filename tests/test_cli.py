@@ -138,3 +138,14 @@ def test_health_probe_tells_a_serving_service_from_a_closed_port(stack):
     assert closed.returncode == 1 and "unhealthy" in closed.stderr
     missing = probe("http", f"{stack.base_url}/no-such-page")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+
+
+def test_webgate_refuses_to_start_with_a_site_key_it_cannot_use(tmp_path):
+    short = tmp_path / "school.key"
+    short.write_text("short\n")
+    for key_flags, words in ((["--site-key-file", str(short)], "site 'school': the HS256 secret"),
+                             (["--site-key-file", str(tmp_path / "missing")], "site 'school': cannot read its key file")):
+        result = subprocess.run([sys.executable, "-m", "chorus", "webgate", "--insecure-plaintext", "--listen",
+                                 "127.0.0.1:0", "--site-issuer", "school", *key_flags],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and words in result.stderr, result.stderr

@@ -122,6 +122,8 @@ async def test_grpc_requests_with_nul_are_invalid_argument_and_every_service_kee
                 ("Register", _grpc_code(auth.Register, auth_pb2.RegisterRequest(
                     username="x\u0000yz", password="correct horse battery"))),
                 ("GetAccounts", _grpc_code(auth.GetAccounts, auth_pb2.GetAccountsRequest(ids=["u\u0000"]))),
+                ("ResolveExternalAccount", _grpc_code(auth.ResolveExternalAccount, auth_pb2.ResolveExternalAccountRequest(
+                    issuer="site", subject="u\u0000"))),
                 ("CreateGroup", _grpc_code(membership.CreateGroup, membership_pb2.CreateGroupRequest(
                     owner_id=alice.user["id"], name="n\u0000"))),
                 ("JoinGroup", _grpc_code(membership.JoinGroup, membership_pb2.JoinGroupRequest(

@@ -43,8 +43,8 @@ from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, Invalid
 from chorus.auth.passwords import Passwords
 from chorus.auth.storage import AccountRecord, AuthStore
 from chorus.auth.tokens import Claims, DeviceTokens, TokenSigner
-from chorus.auth.validation import (account_ids, check_display_name, check_login_name, check_password,
-                                    check_username)
+from chorus.auth.validation import (account_ids, check_display_name, check_external_id, check_login_name,
+                                    check_password, check_username, external_username)
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.ratelimit import KeyedLimiter, Rate
 from chorus.common.grpcerrors import status_for as common_status_for
@@ -57,6 +57,8 @@ INTERNAL_ERROR_DETAILS = "internal error in the auth service"
 DEFAULT_LOGIN_FAILURES = Rate.per_window(DEFAULT_LOGIN_FAILURES_PER_ACCOUNT, DEFAULT_LOGIN_FAILURE_WINDOW_SECS)
 DEFAULT_DEVICE_LOGIN_FAILURES = Rate.per_window(DEFAULT_LOGIN_FAILURES_PER_DEVICE, DEFAULT_LOGIN_FAILURE_WINDOW_SECS)
 _MAX_LIMIT_KEY_CHARS = 64  # longer usernames cannot exist; keys stay small
+_USERNAME_ATTEMPTS = 4  # the derived username, then random ones (validation.external_username)
+MAX_REVOCATIONS_PER_CALL = 10_000  # ListRevocations: far more logouts than a few seconds see
 
 _log = logging.getLogger(__name__)
 
@@ -134,13 +136,43 @@ class AuthServicer(pb_grpc.AuthServicer):
         record = self._store.get_account(claims.account_id)
         if record is None:
             raise InvalidToken("this account no longer exists")
-        return pb.AuthenticateResponse(account=_account(record), expires_at_ms=claims.expires_at * 1000)
+        return pb.AuthenticateResponse(account=_account(record), expires_at_ms=claims.expires_at * 1000,
+                                       token_id=claims.token_id)
 
     @_reports_errors
     def Logout(self, request: pb.LogoutRequest, context) -> pb.LogoutResponse:
         claims = self._signer.verify(request.token)  # a revoked token may log out again
         self._store.revoke(claims.token_id, claims.expires_at)
         return pb.LogoutResponse()
+
+    @_reports_errors
+    def ListRevocations(self, request: pb.ListRevocationsRequest, context) -> pb.ListRevocationsResponse:
+        as_of_ms = int(time.time() * 1000)  # before the query: a later revocation is in the next answer
+        ids = self._store.revoked_since(request.since_ms, MAX_REVOCATIONS_PER_CALL)
+        return pb.ListRevocationsResponse(token_ids=ids, as_of_ms=as_of_ms)
+
+    @_reports_errors
+    def ResolveExternalAccount(self, request: pb.ResolveExternalAccountRequest,
+                               context) -> pb.ResolveExternalAccountResponse:
+        issuer = check_external_id(request.issuer, "issuer")
+        subject = check_external_id(request.subject, "subject")
+        display_name = check_display_name(request.display_name, default="")
+        record = self._store.find_external(issuer, subject)
+        if record is not None:
+            if display_name and display_name != record.display_name:
+                record = self._store.update_display_name(record.id, display_name) or record
+            return pb.ResolveExternalAccountResponse(account=_account(record))
+        for attempt in range(_USERNAME_ATTEMPTS):
+            username = external_username(issuer, subject, attempt)
+            try:
+                created = self._store.create_external(issuer, subject, username,
+                                                      display_name or _default_display_name(subject, username))
+            except UsernameTaken:
+                continue
+            if created is None:  # another call saw the pair first: its account is the one
+                return pb.ResolveExternalAccountResponse(account=_account(self._store.find_external(issuer, subject)))
+            return pb.ResolveExternalAccountResponse(account=_account(created), created=True)
+        raise StorageUnavailable("could not find a free username for this account; try again")
 
     @_reports_errors
     def GetAccounts(self, request: pb.GetAccountsRequest, context) -> pb.GetAccountsResponse:
@@ -152,3 +184,11 @@ class AuthServicer(pb_grpc.AuthServicer):
         if self._store.is_revoked(claims.token_id):
             raise InvalidToken("this token was logged out; log in again")
         return claims
+
+
+def _default_display_name(subject: str, username: str) -> str:
+    """A site user without a name is shown by the site's id for them, when that makes a valid name."""
+    try:
+        return check_display_name(subject, default=username)
+    except InvalidInput:
+        return username

@@ -51,7 +51,9 @@ class Setting:
     ``flag`` may be several spellings (the first is the one errors name), or None for a
     secret that must not appear on a command line (``ps`` shows those): it is then
     named in --help's epilog. ``env`` may be several variables, the first winning.
-    ``switch``: the flag takes no value and means true.
+    ``switch``: the flag takes no value and means true. ``action``: an argparse Action
+    that builds the raw value from several flags (their spellings then mean different
+    things, as ``--site-issuer`` and ``--site-key-file`` do for one list of sites).
     """
 
     flag: str | tuple[str, ...] | None
@@ -59,6 +61,7 @@ class Setting:
     help: str
     secret: bool = False
     switch: bool = False
+    action: type[argparse.Action] | None = None
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -131,6 +134,9 @@ def add_flags(parser: argparse.ArgumentParser, rows: Iterable[Row]) -> None:
         if setting.switch:
             parser.add_argument(*setting.flags, dest=row.dest, action="store_const", const="true",
                                 default=None, help=help_text)
+        elif setting.action is not None:
+            parser.add_argument(*setting.flags, dest=row.dest, action=setting.action, default=None,
+                                help=help_text)
         else:
             parser.add_argument(*setting.flags, dest=row.dest, default=None, help=help_text,
                                 metavar=setting.flags[0].lstrip("-").replace("-", "_").upper())

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field
 from chorus.common.config import (DATA_DIR, OptionalPath, Port, PositiveFloat, PositiveInt, ReadyFile,
                                   default_data_dir, ready_file_setting)
 from chorus.common.settings import Row, Setting, add_flags, read, table
+from chorus.common.sites import ALLOWED_ORIGINS, SITES, Origins, Sites
 
 __all__ = ["Settings", "add_arguments", "settings_from_args", "PORT_FIELDS"]
 
@@ -73,6 +74,9 @@ class Settings:
     stop_grace_secs: Annotated[PositiveFloat, Setting(
         "--stop-grace-secs", "CHORUS_STOP_GRACE_SECS",
         "on Ctrl-C or SIGTERM, time each service has to stop before it is killed")] = 10.0
+    # Passed through to webgate (its other site settings reach it through the environment).
+    sites: Annotated[Sites, SITES] = ()
+    allowed_origins: Annotated[Origins, ALLOWED_ORIGINS] = ()
     ready_file: Annotated[ReadyFile, ready_file_setting("up")] = None
     child_env: dict = field(default_factory=dict, repr=False)  # the environment the services inherit
 

@@ -12,6 +12,8 @@
   membership and webgate are given all of them as seeds.
 - The broker and its clients are given their own folder of DATA_DIR/keys
   (``keys_root``): ZeroMQ traffic is authenticated and encrypted here too.
+- The sites whose tokens sign people in, and the origins allowed to open
+  WebSockets, are webgate's: given to `chorus up`, they are passed on to it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chorus.common.config import join_host_port
+from chorus.common.sites import site_flags
 from chorus.launcher.config import PORT_FIELDS, Settings
 
 __all__ = ["SERVICES", "services", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
@@ -98,9 +101,15 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
                        *keys("membership")],
         "webgate": ["--listen", join_host_port(settings.host, ports["http_port"]),
                     "--auth", at("auth_port"), "--membership", at("membership_port"), *brokers,
-                    *([] if cluster else ["--broker-pub", f"tcp://{at('broker_pub_port')}"]), *keys("gateway")],
+                    *([] if cluster else ["--broker-pub", f"tcp://{at('broker_pub_port')}"]), *keys("gateway"),
+                    *_site_flags(settings)],
     }
     return [python, "-m", "chorus", service, *commands[service]]
+
+
+def _site_flags(settings: Settings) -> list[str]:
+    origins = ["--allowed-origins", ",".join(settings.allowed_origins)] if settings.allowed_origins else []
+    return [*site_flags(settings.sites), *origins]
 
 
 def keys_root(settings: Settings) -> Path:

@@ -22,8 +22,12 @@ from .config import Settings
 from .deps import DEPS, LIMITS, Deps, SocketLimits
 from .http_api import error_middleware, routes
 from .hub import Hub
+from .identity import Identities
 from .listener import track_requests
+from .origins import cross_origin
+from .revocations import RevocationPoller, Watched
 from .security import add_security_headers
+from .site_tokens import SiteTokens
 from .ws import websocket
 
 __all__ = ["create_app", "STATIC_DIR", "STATIC_FILES", "SDK_DIR", "SDK_MODULES", "OPENAPI_PATH"]
@@ -47,10 +51,14 @@ SDK_MODULES = ("chorus.js", "session.js", "socket.js", "tabs.js", "policy.js", "
 SDK_HEADERS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
 
 
-def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.Application:
+def create_app(settings: Settings, *, curve: ClientCurve | None = None,
+               site_tokens: SiteTokens | None = None) -> web.Application:
     """The application; backends connect on startup and close on cleanup. ``curve``: this
-    gateway's keys for the broker (None: plaintext, for --insecure-plaintext)."""
-    app = web.Application(middlewares=[track_requests, error_middleware], client_max_size=settings.max_body_bytes)
+    gateway's keys for the broker (None: plaintext, for --insecure-plaintext). ``site_tokens``:
+    the configured sites' keys (site_keys.load_sites; None: no sites)."""
+    site_tokens = site_tokens or SiteTokens({}, max_lifetime_secs=settings.site_token_max_lifetime_secs)
+    app = web.Application(middlewares=[track_requests, cross_origin(settings.allowed_origins), error_middleware],
+                          client_max_size=settings.max_body_bytes)
     app[LIMITS] = SocketLimits.from_settings(settings)
     add_security_headers(app)
     app.add_routes(routes)
@@ -60,12 +68,12 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.A
         app.router.add_get(path, _static(STATIC_DIR / name))
     for name in SDK_MODULES:
         app.router.add_get(f"/sdk/{name}", _static(SDK_DIR / name, SDK_HEADERS, compress=True))
-    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve))
+    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve, site_tokens))
     app.on_shutdown.append(_going_away)
     return app
 
 
-async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None):
+async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None, site_tokens: SiteTokens):
     auth_channel = grpc.aio.insecure_channel(settings.auth_address)
     membership_channel = grpc.aio.insecure_channel(settings.membership_address)
     client_id = new_id("gw")
@@ -91,11 +99,17 @@ async def _backends(app: web.Application, settings: Settings, curve: ClientCurve
         await link.start()
         publications.start()
         tasks = [asyncio.create_task(link.keep_alive(on_fresh=hub.broker_restarted), name="broker-heartbeat")]
+    auth = AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs)
+    watched = Watched()
+    revocations = RevocationPoller(auth, watched, interval_secs=settings.revocation_poll_secs)
     tasks += [asyncio.create_task(publications.run(hub), name="broker-publications"),
-              asyncio.create_task(hub.run_events(), name="membership-events")]
+              asyncio.create_task(hub.run_events(), name="membership-events"),
+              asyncio.create_task(revocations.run(), name="token-revocations")]
     app[DEPS] = Deps(
         settings=settings,
-        auth=AuthClient(auth_channel, timeout_secs=settings.backend_timeout_secs),
+        auth=auth,
+        identities=Identities(auth, site_tokens),
+        watched=watched,
         membership=MembershipClient(membership_channel, timeout_secs=settings.backend_timeout_secs),
         broker=broker,
         hub=hub,

@@ -57,9 +57,21 @@ class AuthClient(_Client):
         return reply.token, user_dict(reply.account), reply.expires_at_ms, (reply.device_token,
                                                                             reply.device_expires_at_ms)
 
-    async def authenticate(self, token: str) -> dict:
+    async def authenticate(self, token: str) -> tuple[dict, int, str]:
+        """(user, expires_at_ms, token id) of one of Chorus's own tokens."""
         reply = await self._call(self._stub.Authenticate, auth_pb2.AuthenticateRequest(token=token))
+        return user_dict(reply.account), reply.expires_at_ms, reply.token_id
+
+    async def resolve_external_account(self, issuer: str, subject: str, display_name: str) -> dict:
+        """The account of a site's user, created on first sight; its display name kept up to date."""
+        reply = await self._call(self._stub.ResolveExternalAccount, auth_pb2.ResolveExternalAccountRequest(
+            issuer=issuer, subject=subject, display_name=display_name))
         return user_dict(reply.account)
+
+    async def revocations(self, since_ms: int) -> tuple[list[str], int]:
+        """(ids of tokens revoked at or after ``since_ms``, auth's time of looking), both in ms."""
+        reply = await self._call(self._stub.ListRevocations, auth_pb2.ListRevocationsRequest(since_ms=since_ms))
+        return list(reply.token_ids), reply.as_of_ms
 
     async def logout(self, token: str) -> None:
         await self._call(self._stub.Logout, auth_pb2.LogoutRequest(token=token))

@@ -11,6 +11,7 @@ from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, ConnectEndpoint,
                                   OptionalPath, OptionalPositiveInt, PositiveFloat, PositiveInt, ReadyFile,
                                   parse_host_port, ready_file_setting)
 from chorus.common.settings import Row, Setting, add_flags, read, table
+from chorus.common.sites import ALLOWED_ORIGINS, SITES, Origins, Sites
 from chorus.wire.endpoints import (DEFAULT_AUTH_ADDRESS, DEFAULT_BROKER_PUB, DEFAULT_BROKER_ROUTER,
                                    DEFAULT_MEMBERSHIP_ADDRESS, DEFAULT_WEBGATE_LISTEN)
 from chorus.wire.limits import DEFAULT_MAX_TEXT_CHARS
@@ -119,6 +120,21 @@ class Settings:
     account_posts_burst: Annotated[PositiveInt, Setting(
         "--account-posts-burst", "CHORUS_ACCOUNT_POSTS_BURST",
         "posts one account may make at once, all its WebSockets together")] = 50
+    # Other websites (docs/protocol.md, "Site tokens"): their signed tokens, their pages' origins.
+    sites: Annotated[Sites, SITES] = ()
+    site_audience: Annotated[str | None, Setting(
+        "--site-audience", "CHORUS_SITE_AUDIENCE",
+        "when set, site tokens must carry this audience (aud)")] = None
+    site_token_max_lifetime_secs: Annotated[PositiveInt, Setting(  # farther: refused
+        "--site-token-max-lifetime-secs", "CHORUS_SITE_TOKEN_MAX_LIFETIME_SECS",
+        "longest a site token may still be valid (exp - now) when presented")] = 3600
+    site_jwks_cache_secs: Annotated[PositiveFloat, Setting(
+        "--site-jwks-cache-secs", "CHORUS_SITE_JWKS_CACHE_SECS",
+        "how long a JWKS fetched from a URL is used before it is fetched again")] = 300.0
+    allowed_origins: Annotated[Origins, ALLOWED_ORIGINS] = ()
+    revocation_poll_secs: Annotated[PositiveFloat, Setting(  # logged-out tokens' sockets close within this
+        "--revocation-poll-secs", "CHORUS_REVOCATION_POLL_SECS",
+        "how often the gateway asks auth which tokens were logged out, to close their sockets")] = 1.0
     shutdown_grace_secs: Annotated[PositiveFloat, Setting(
         "--shutdown-grace-secs", "CHORUS_WEBGATE_SHUTDOWN_GRACE_SECS",
         "on SIGTERM, time left to requests in flight")] = 5.0

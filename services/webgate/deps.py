@@ -13,6 +13,8 @@ from .backends import AuthClient, MembershipClient
 from .broker import Broker
 from .config import Settings
 from .hub import Hub
+from .identity import Identities
+from .revocations import Watched
 
 __all__ = ["Deps", "DEPS", "SocketLimits", "LIMITS"]
 
@@ -21,12 +23,14 @@ __all__ = ["Deps", "DEPS", "SocketLimits", "LIMITS"]
 class Deps:
     settings: Settings
     auth: AuthClient
+    identities: Identities  # who a token names: Chorus's own tokens and sites' tokens alike
     membership: MembershipClient
     broker: Broker
     hub: Hub
     login_limiter: KeyedLimiter  # failed logins per client address
     register_limiter: KeyedLimiter  # registrations per client address
     sockets: set = field(default_factory=set)  # every open WebSocketResponse, for shutdown
+    watched: Watched = field(default_factory=Watched)  # sockets by token id, closed when it is revoked
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -5,6 +5,10 @@
     +-- InvalidArgument         400  caller: a field is missing, mistyped or breaks a rule
     +-- UnknownOp               400  caller: a WebSocket frame with an unknown op
     +-- Unauthenticated         401  caller: no/bad/expired/revoked token, wrong password
+    |   +-- SiteTokenRefused    401  caller: a site's token failed a check; the subclass (and the
+    |       |                        message, which a WebSocket close carries) names which
+    |       +-- MalformedToken, AlgNone, AlgNotAccepted, UnknownIssuer, UnknownKid, BadSignature,
+    |           TokenExpired, NotYetValid, LifetimeTooLong, WrongAudience, MissingClaim, BadClaim
     +-- Forbidden               403  caller: not allowed (e.g. not a member)
     +-- NotFound                404  caller: unknown group or route
     +-- AlreadyExists           409  caller: username or group name taken
@@ -12,6 +16,7 @@
     +-- TooLarge                413  caller: body or text over its limit
     +-- RateLimited             429  caller: slow down (``retry_after_secs``: when to try again)
     +-- Unavailable             503  peer: a backend service or the broker is down
+        +-- SiteKeysUnavailable 503  peer: a site's JWKS URL did not answer
 
 gRPC errors from the backends are mapped to these once, in `from_grpc`
 (RESOURCE_EXHAUSTED's ``retry-after`` trailing metadata, in seconds, becomes
@@ -29,6 +34,9 @@ __all__ = [
     "ApiError", "BadJson", "InvalidArgument", "UnknownOp", "Unauthenticated", "Forbidden",
     "NotFound", "AlreadyExists", "FailedPrecondition", "TooLarge", "RateLimited",
     "Unavailable", "NotMember", "from_grpc",
+    "SiteTokenRefused", "MalformedToken", "AlgNone", "AlgNotAccepted", "UnknownIssuer", "UnknownKid",
+    "BadSignature", "TokenExpired", "NotYetValid", "LifetimeTooLong", "WrongAudience", "MissingClaim",
+    "BadClaim", "SiteKeysUnavailable",
 ]
 
 
@@ -59,6 +67,59 @@ class UnknownOp(ApiError):
 
 class Unauthenticated(ApiError):
     status, code = 401, "unauthenticated"
+
+
+class SiteTokenRefused(Unauthenticated):
+    """A site token that failed one check. Messages stay short: a WebSocket close reason
+    carries them (at most 123 bytes)."""
+
+
+class MalformedToken(SiteTokenRefused):
+    pass
+
+
+class AlgNone(SiteTokenRefused):
+    pass
+
+
+class AlgNotAccepted(SiteTokenRefused):
+    pass
+
+
+class UnknownIssuer(SiteTokenRefused):
+    pass
+
+
+class UnknownKid(SiteTokenRefused):
+    pass
+
+
+class BadSignature(SiteTokenRefused):
+    pass
+
+
+class TokenExpired(SiteTokenRefused):
+    pass
+
+
+class NotYetValid(SiteTokenRefused):
+    pass
+
+
+class LifetimeTooLong(SiteTokenRefused):
+    pass
+
+
+class WrongAudience(SiteTokenRefused):
+    pass
+
+
+class MissingClaim(SiteTokenRefused):
+    pass
+
+
+class BadClaim(SiteTokenRefused):
+    pass
 
 
 class Forbidden(ApiError):
@@ -101,6 +162,10 @@ class RateLimited(ApiError):
 
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
+
+
+class SiteKeysUnavailable(Unavailable):
+    pass
 
 
 _FROM_GRPC: dict[grpc.StatusCode, type[ApiError]] = {

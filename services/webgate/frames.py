@@ -25,7 +25,7 @@ from chorus.wire.senders import SYSTEM_SENDER_ID
 from .errors import BadJson, InvalidArgument, TooLarge, UnknownOp
 
 __all__ = [
-    "AuthFrame", "SendFrame", "PingFrame", "ResumeFrame", "ReadFrame", "ClientFrame",
+    "AuthFrame", "SendFrame", "PingFrame", "ResumeFrame", "ReadFrame", "RefreshFrame", "ClientFrame",
     "parse_client_frame", "encode", "text_frame", "message_payload", "message_json", "group_states",
     "MAX_REF_CHARS",
 ]
@@ -65,7 +65,13 @@ class ReadFrame:
     ref: str | int | None = None
 
 
-ClientFrame = AuthFrame | SendFrame | PingFrame | ResumeFrame | ReadFrame
+@dataclass(frozen=True, slots=True)
+class RefreshFrame:
+    token: str
+    ref: str | int | None = None
+
+
+ClientFrame = AuthFrame | SendFrame | PingFrame | ResumeFrame | ReadFrame | RefreshFrame
 
 
 def parse_client_frame(data: str | bytes, *, max_text_chars: int) -> ClientFrame:
@@ -158,7 +164,11 @@ def _read(obj: dict, ref, _max_text_chars: int) -> ReadFrame:
     return ReadFrame(_string(obj, "group", ref, max_chars=MAX_ID_CHARS), _seq(obj.get("seq"), "'seq'", ref), ref)
 
 
-_PARSERS = {"auth": _auth, "send": _send, "ping": _ping, "resume": _resume, "read": _read}
+def _refresh(obj: dict, ref, _max_text_chars: int) -> RefreshFrame:
+    return RefreshFrame(_string(obj, "token", ref, max_chars=MAX_TOKEN_CHARS), ref)
+
+
+_PARSERS = {"auth": _auth, "send": _send, "ping": _ping, "resume": _resume, "read": _read, "refresh": _refresh}
 
 
 def encode(obj: dict) -> bytes:

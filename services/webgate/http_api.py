@@ -103,7 +103,8 @@ def bearer_token(request: web.Request) -> str:
 
 
 async def _account(request: web.Request) -> dict:
-    return await request.app[DEPS].auth.authenticate(bearer_token(request))
+    """The person the bearer token names: one of Chorus's own tokens or a site's (identity.py)."""
+    return (await request.app[DEPS].identities.identify(bearer_token(request))).user
 
 
 def _group_id(request: web.Request) -> str:
@@ -185,7 +186,13 @@ def is_trusted_proxy(address: str, trusted_proxies) -> bool:
 
 @routes.post("/api/logout")
 async def logout(request: web.Request) -> web.Response:
-    await request.app[DEPS].auth.logout(bearer_token(request))
+    """Revokes the token; every gateway closes its sockets within a poll (revocations.py)."""
+    deps = request.app[DEPS]
+    token = bearer_token(request)
+    if deps.identities.is_site_token(token):
+        raise InvalidArgument("a site token is not logged out here: it ends at its exp. Sign the person out "
+                              "on the site and stop issuing them tokens")
+    await deps.auth.logout(token)
     return json_response(None, 204)
 
 

@@ -28,6 +28,8 @@ from .app import create_app
 from .config import Settings
 from .http_api import is_trusted_proxy
 from .listener import ConnectionGuard, GuardedSite
+from .site_keys import load_sites
+from .site_tokens import SiteTokens
 
 __all__ = ["run", "serve"]
 
@@ -56,10 +58,14 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
-    except KeysError as exc:
+        sites = load_sites(settings.sites, jwks_cache_secs=settings.site_jwks_cache_secs,
+                           fetch_timeout_secs=settings.backend_timeout_secs)
+    except (KeysError, ValueError) as exc:
         print(f"webgate: {exc}", file=sys.stderr)
         return 2
-    runner = web.AppRunner(create_app(settings, curve=curve), access_log=None,
+    site_tokens = SiteTokens(sites, max_lifetime_secs=settings.site_token_max_lifetime_secs,
+                             audience=settings.site_audience)
+    runner = web.AppRunner(create_app(settings, curve=curve, site_tokens=site_tokens), access_log=None,
                            shutdown_timeout=settings.shutdown_grace_secs,
                            keepalive_timeout=settings.keepalive_timeout_secs)
     await runner.setup()

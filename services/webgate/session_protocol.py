@@ -5,10 +5,15 @@ sends to ``first_message`` (before ``ready``) or ``receive`` (after), carries
 out what comes back, and hands results back for the frames to write.
 
     first_message -> Authenticate(token) | Close(code, reason)
+    authenticated                                  the token the session runs on: account, expiry, id
     receive       -> Reply(frame)                  answer at once (pong, an error, rate_limited)
                    | Post(SendFrame) | Resume(ResumeFrame) | MarkRead(ReadFrame)   broker work
+                   | Refresh(RefreshFrame)         check the new token, then ``refreshed``
                    | Stop                          the client closed, or aiohttp failed the socket
     acked / refused / read_state / ready           the frames for what the broker answered
+    refreshed     -> Reply(refreshed) | Close      the new token's account and expiry
+    expiry(now)   -> seconds left | Close          the driver's timer asks again when they run out
+    revoked       -> Close                         the token was logged out (revocations.py)
 
 Invariants:
 - The first message must be a text ``auth`` frame; anything else closes with
@@ -25,6 +30,13 @@ Invariants:
   opening more sockets does not let an account post faster.
 - A frame naming a group the person is not in is refused here, before any
   broker work; the broker checks membership again on its own.
+- Sessions follow tokens. The session lives until its token's expiry, then
+  closes with 4001 "token expired", unless a ``refresh`` frame brought a valid
+  token of the SAME account first (answered ``refreshed`` with the new expiry;
+  the old token stops mattering, its logout included). A refresh token of
+  another account closes the session with 4001: a socket never changes hands.
+  A refresh token that is bad or expired gets an ``unauthenticated`` error and
+  the session carries on until its current token's expiry.
 """
 
 from __future__ import annotations
@@ -39,14 +51,17 @@ from chorus.common.ratelimit import KeyedLimiter, Rate, TokenBucket
 from chorus.wire.pb import broker_pb2
 
 from .errors import ApiError, BadJson, NotMember, RateLimited, UnknownOp
-from .frames import (AuthFrame, PingFrame, ReadFrame, ResumeFrame, SendFrame, encode, group_states,
+from .frames import (AuthFrame, PingFrame, ReadFrame, RefreshFrame, ResumeFrame, SendFrame, encode, group_states,
                      parse_client_frame, text_frame)
 
-__all__ = ["SessionProtocol", "Authenticate", "Close", "Reply", "Post", "Resume", "MarkRead", "Stop",
+__all__ = ["SessionProtocol", "Authenticate", "Close", "Reply", "Post", "Resume", "MarkRead", "Refresh", "Stop",
            "close_reason", "error_frame", "too_many_sessions", "CLOSE_UNAUTHENTICATED", "CLOSE_TOO_MANY_SESSIONS",
-           "MAX_CLOSE_REASON_BYTES"]
+           "MAX_CLOSE_REASON_BYTES", "TOKEN_EXPIRED", "TOKEN_REVOKED", "ANOTHER_ACCOUNT"]
 
 CLOSE_UNAUTHENTICATED = 4001
+TOKEN_EXPIRED = b"token expired"
+TOKEN_REVOKED = b"token revoked"
+ANOTHER_ACCOUNT = b"refresh token is for another account"
 CLOSE_TOO_MANY_SESSIONS = 4008  # the account has its limit of sessions open: the newest is refused
 MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes: 2 for the code
 PONG = text_frame(b'{"op":"pong"}')
@@ -84,6 +99,11 @@ class MarkRead:
 
 
 @dataclass(frozen=True, slots=True)
+class Refresh:
+    frame: RefreshFrame
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     pass
 
@@ -96,6 +116,8 @@ class SessionProtocol:
         self._bucket = TokenBucket(rate, time.monotonic() if now is None else now)
         self._account_posts = account_posts  # shared by every session of the gateway
         self._account: str | None = None
+        self._expires_at_ms: int | None = None
+        self.token_id = ""  # of the token the session now runs on ("" for a site token)
         self.groups: Mapping[str, str] = {}  # the live session's groups, shared with the hub
 
     # before ready ---------------------------------------------------------------
@@ -114,15 +136,49 @@ class SessionProtocol:
             return Close(CLOSE_UNAUTHENTICATED, close_reason("first frame must be auth"))
         return Authenticate(frame.token)
 
+    def authenticated(self, account_id: str, expires_at_ms: int, token_id: str) -> None:
+        """The auth frame's token was good: the session is this account's until ``expires_at_ms``."""
+        self._account = account_id
+        self._expires_at_ms = expires_at_ms
+        self.token_id = token_id
+
     def ready(self, user: dict, groups: Mapping[str, str], states: dict[str, tuple[int, int]]) -> bytes:
-        """The ``ready`` frame; from here on ``groups`` (the hub's live copy) decides what is allowed."""
+        """The ``ready`` frame (with the token's expiry, when known: refresh before it); from here
+        on ``groups`` (the hub's live copy) decides what is allowed."""
         self.groups = groups
         self._account = user["id"]
-        return text_frame(encode({"op": "ready", "user": user, "groups": group_states(dict(groups), states)}))
+        body = {"op": "ready", "user": user, "groups": group_states(dict(groups), states)}
+        if self._expires_at_ms is not None:
+            body["expires_at"] = self._expires_at_ms
+        return text_frame(encode(body))
+
+    # the token -------------------------------------------------------------------
+
+    def expiry(self, now_ms: int) -> float | Close:
+        """Seconds until the token expires, or the Close once it has (``now_ms``: wall clock,
+        since a token's exp is one)."""
+        if self._expires_at_ms is None:
+            return float("inf")
+        left_ms = self._expires_at_ms - now_ms
+        return left_ms / 1000 if left_ms > 0 else Close(CLOSE_UNAUTHENTICATED, TOKEN_EXPIRED)
+
+    def refreshed(self, account_id: str, expires_at_ms: int, token_id: str, ref=None) -> Reply | Close:
+        """A refresh token checked out: the session runs on it if it is the same account's."""
+        if account_id != self._account:
+            return Close(CLOSE_UNAUTHENTICATED, ANOTHER_ACCOUNT)
+        self._expires_at_ms = expires_at_ms
+        self.token_id = token_id
+        body = {"op": "refreshed", "expires_at": expires_at_ms}
+        if ref is not None:
+            body["ref"] = ref
+        return Reply(text_frame(encode(body)))
+
+    def revoked(self) -> Close:
+        return Close(CLOSE_UNAUTHENTICATED, TOKEN_REVOKED)
 
     # after ready -----------------------------------------------------------------
 
-    def receive(self, kind: WSMsgType, data, now: float) -> Reply | Post | Resume | MarkRead | Stop:
+    def receive(self, kind: WSMsgType, data, now: float) -> Reply | Post | Resume | MarkRead | Refresh | Stop:
         if kind not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return Stop()  # closed, or aiohttp failed it (e.g. 1009 for a frame too large)
         wait = self._bucket.take(now)
@@ -141,6 +197,8 @@ class SessionProtocol:
             if isinstance(frame, ReadFrame):
                 self._check_member(frame.group, frame.ref)
                 return MarkRead(frame)
+            if isinstance(frame, RefreshFrame):
+                return Refresh(frame)
             if isinstance(frame, PingFrame):
                 return Reply(PONG)
             raise UnknownOp("already authenticated")

@@ -46,15 +46,6 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def accounts(tmp_path):
-    """The AuthStore the server uses: a real SQLite file."""
-    engine = create_db_engine(sqlite_url(tmp_path, "auth"))
-    migrate(engine)
-    yield AuthStore(engine)
-    engine.dispose()
-
-
 def serve(store: AuthStore, clock: Clock):
     servicer = AuthServicer(store, Passwords(PasswordHasher(**CHEAP_ARGON2)),
                             TokenSigner(KEY, ttl_secs=TTL_SECS, clock=clock),

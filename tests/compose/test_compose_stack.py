@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
@@ -93,3 +94,26 @@ async def _open_within(person: Person, seconds: float):
     """The person's page, opened again and again (the gateway may be restarting) for ``seconds``."""
     retrying = AsyncRetrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.5), reraise=True)
     return await retrying(person.open_page)
+
+
+async def test_logging_out_closes_the_tokens_pages_on_both_replicas(compose_stack, compose_api):
+    ann = await person_on(compose_stack, compose_api, "webgate-a", "ann")
+    on_a = await ann.open_page()
+    ann.ws_url = compose_stack.ws_url("webgate-b")
+    on_b = await ann.open_page()
+    await compose_api.ok("POST", "/api/logout", token=ann.token)  # through nginx, to either replica
+    closes = await asyncio.gather(on_a.closed(timeout=3), on_b.closed(timeout=3))
+    assert closes == [(4001, "token revoked")] * 2
+
+
+async def test_through_nginx_the_pages_own_origin_opens_a_websocket_and_a_foreign_one_does_not(
+        compose_stack, compose_api):
+    ann = await person_on(compose_stack, compose_api, "http", "ann")
+    own = compose_stack.base_url  # the Origin a page served by this stack sends
+    ws = await compose_api.http.ws_connect(compose_stack.ws_url("http"), headers={"Origin": own})
+    await ws.send_json({"op": "auth", "token": ann.token})
+    assert (await ws.receive_json(timeout=5))["op"] == "ready"
+    await ws.close()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await compose_api.http.ws_connect(compose_stack.ws_url("http"), headers={"Origin": "https://evil.example"})
+    assert refused.value.status == 403

@@ -124,6 +124,19 @@ def test_supervision_settings_from_flags_or_environment():
     assert settings.data_dir == Path("/home/someone/.local/share/chorus")
 
 
+def test_sites_and_allowed_origins_are_passed_to_the_page_alone():
+    cmds = commands(settings_for(["--site-issuer", "school", "--site-key-file", "/s/school",
+                                  "--site-issuer", "shop", "--site-jwks", "https://shop.example/jwks.json",
+                                  "--allowed-origins", "https://school.example,https://shop.example"]))
+    webgate = cmds["webgate"]
+    tail = webgate[webgate.index("--site-issuer"):]
+    assert tail == ["--site-issuer", "school", "--site-key-file", "/s/school",
+                    "--site-issuer", "shop", "--site-jwks", "https://shop.example/jwks.json",
+                    "--allowed-origins", "https://school.example,https://shop.example"]
+    assert not any("--site-issuer" in cmd for name, cmd in cmds.items() if name != "webgate")
+    assert "--site-issuer" not in commands(settings_for([]))["webgate"]
+
+
 def test_brokers_3_runs_a_cluster_that_membership_and_webgate_find_through_every_router():
     settings = settings_for(["--brokers", "3", "--database-url", "postgresql://chorus@db/chorus"])
     ports = initial_ports(settings)

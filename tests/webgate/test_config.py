@@ -78,3 +78,37 @@ def test_the_connection_limits_come_from_flags_and_variables_and_max_connections
         settings(["--max-connections", "0"])
     with pytest.raises(ValueError, match=r"--max-sessions-per-account \(\$CHORUS_MAX_SESSIONS_PER_ACCOUNT\) must be"):
         settings(env={"CHORUS_MAX_SESSIONS_PER_ACCOUNT": "many"})
+
+
+def test_sites_come_from_flags_grouped_by_issuer_or_from_json_in_the_environment():
+    got = settings(["--site-issuer", "school", "--site-key-file", "/run/secrets/school",
+                    "--site-issuer", "shop", "--site-jwks", "https://shop.example/jwks.json",
+                    "--site-key-file", "/run/secrets/shop"])
+    assert [(s.issuer, str(s.key_file) if s.key_file else None, s.jwks) for s in got.sites] == [
+        ("school", "/run/secrets/school", None), ("shop", "/run/secrets/shop", "https://shop.example/jwks.json")]
+    from_env = settings(env={"CHORUS_SITES": '[{"issuer": "school", "jwks": "/etc/school.jwks"}]'})
+    assert [(s.issuer, s.jwks) for s in from_env.sites] == [("school", "/etc/school.jwks")]
+    assert settings().sites == ()
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"CHORUS_SITES": "[{"}, "must be a JSON list of sites"),
+    ({"CHORUS_SITES": '[{"issuer": "school"}]'}, "site 'school' has no key"),
+    ({"CHORUS_SITES": '[{"issuer": "a", "jwks": "/x"}, {"issuer": "a", "jwks": "/y"}]'}, "names an issuer twice"),
+    ({"CHORUS_ALLOWED_ORIGINS": "https://ok.example,school.example"}, "must be origins"),
+    ({"CHORUS_ALLOWED_ORIGINS": "https://ok.example/path"}, "must be origins"),
+])
+def test_bad_sites_and_origins_are_refused_naming_the_setting(env, words):
+    with pytest.raises(ValueError, match=f"{list(env)[0]}.*{words}"):
+        settings(env=env)
+
+
+def test_a_key_flag_must_follow_its_sites_issuer(capsys):
+    with pytest.raises(SystemExit):
+        settings(["--site-key-file", "/run/secrets/school"])
+    assert "--site-key-file must follow the --site-issuer of its site" in capsys.readouterr().err
+
+
+def test_allowed_origins_are_kept_as_origins():
+    assert settings(env={"CHORUS_ALLOWED_ORIGINS": "https://School.example, http://localhost:3000"}
+                    ).allowed_origins == ("https://school.example", "http://localhost:3000")

@@ -9,7 +9,8 @@ from aiohttp import WSMsgType
 from chorus.common.ratelimit import KeyedLimiter, Rate
 from chorus.wire.pb import broker_pb2
 from chorus.webgate.session_protocol import (CLOSE_TOO_MANY_SESSIONS, CLOSE_UNAUTHENTICATED, Authenticate, Close,
-                                             MarkRead, Post, Reply, Resume, SessionProtocol, Stop, too_many_sessions)
+                                             MarkRead, Post, Refresh, Reply, Resume, SessionProtocol, Stop,
+                                             too_many_sessions)
 from wsframes import read_frames
 
 TEXT = WSMsgType.TEXT
@@ -114,3 +115,48 @@ def test_acks_echo_the_ref_and_the_idempotency_key(protocol):
                                         "idempotency_key": "k1"}), 0.0)
     ack = frame_of(protocol.acked(post.frame, broker_pb2.Posted(group_id="g1", seq=9, ts_ms=77)))
     assert ack == {"op": "ack", "ref": 1, "group": "g1", "seq": 9, "ts": 77, "idempotency_key": "k1"}
+
+
+# sessions follow tokens --------------------------------------------------------
+
+def authenticated(expires_at_ms: int = 10_000, token_id: str = "t1") -> SessionProtocol:
+    p = SessionProtocol(max_text_chars=100, rate=Rate(per_sec=1, burst=3), now=0.0)
+    p.authenticated("u1", expires_at_ms, token_id)
+    p.ready({"id": "u1"}, {"g1": "General"}, {})
+    return p
+
+
+def test_ready_says_when_the_token_expires():
+    assert frame_of(authenticated(expires_at_ms=123_000).ready({"id": "u1"}, {}, {}))["expires_at"] == 123_000
+
+
+def test_the_session_ends_when_its_token_expires():
+    p = authenticated(expires_at_ms=10_000)
+    assert p.expiry(4_000) == 6.0
+    assert p.expiry(10_000) == Close(CLOSE_UNAUTHENTICATED, b"token expired")
+
+
+def test_a_refresh_of_the_same_account_moves_the_expiry_and_the_token():
+    p = authenticated(expires_at_ms=10_000, token_id="t1")
+    step = p.receive(TEXT, text({"op": "refresh", "token": "new", "ref": "r"}), 0.0)
+    assert isinstance(step, Refresh) and step.frame.token == "new"
+    reply = p.refreshed("u1", 70_000, "t2", ref="r")
+    assert frame_of(reply.frame) == {"op": "refreshed", "expires_at": 70_000, "ref": "r"}
+    assert p.token_id == "t2"
+    assert p.expiry(10_000) == 60.0  # past the old expiry, still open
+
+
+def test_a_refresh_with_another_accounts_token_closes_the_session():
+    p = authenticated(expires_at_ms=10_000)
+    assert p.refreshed("u2", 70_000, "t9") == Close(CLOSE_UNAUTHENTICATED, b"refresh token is for another account")
+    assert p.expiry(10_000) == Close(CLOSE_UNAUTHENTICATED, b"token expired")  # nothing moved
+
+
+def test_a_refresh_frame_needs_a_token():
+    p = authenticated()
+    error = frame_of(p.receive(TEXT, text({"op": "refresh", "ref": 3}), 0.0).frame)
+    assert error["code"] == "invalid_argument" and error["ref"] == 3
+
+
+def test_a_revoked_token_closes_with_its_reason():
+    assert authenticated().revoked() == Close(CLOSE_UNAUTHENTICATED, b"token revoked")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63horus/wire/pb/auth.proto\x12\x0e\x63horus.auth.v1\"=\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"K\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"<\n\x10RegisterResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\"H\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65vice_token\x18\x03 \x01(\t\"\x93\x01\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x14\n\x0c\x64\x65vice_token\x18\x04 \x01(\t\x12\x1c\n\x14\x64\x65vice_expires_at_ms\x18\x05 \x01(\x03\"$\n\x13\x41uthenticateRequest\x12\r\n\x05token\x18\x01 \x01(\t\"W\n\x14\x41uthenticateResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\"\x1e\n\rLogoutRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"!\n\x12GetAccountsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"@\n\x13GetAccountsResponse\x12)\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x17.chorus.auth.v1.Account2\x97\x03\n\x04\x41uth\x12M\n\x08Register\x12\x1f.chorus.auth.v1.RegisterRequest\x1a .chorus.auth.v1.RegisterResponse\x12\x44\n\x05Login\x12\x1c.chorus.auth.v1.LoginRequest\x1a\x1d.chorus.auth.v1.LoginResponse\x12Y\n\x0c\x41uthenticate\x12#.chorus.auth.v1.AuthenticateRequest\x1a$.chorus.auth.v1.AuthenticateResponse\x12G\n\x06Logout\x12\x1d.chorus.auth.v1.LogoutRequest\x1a\x1e.chorus.auth.v1.LogoutResponse\x12V\n\x0bGetAccounts\x12\".chorus.auth.v1.GetAccountsRequest\x1a#.chorus.auth.v1.GetAccountsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63horus/wire/pb/auth.proto\x12\x0e\x63horus.auth.v1\"=\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"K\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"<\n\x10RegisterResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\"H\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65vice_token\x18\x03 \x01(\t\"\x93\x01\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x14\n\x0c\x64\x65vice_token\x18\x04 \x01(\t\x12\x1c\n\x14\x64\x65vice_expires_at_ms\x18\x05 \x01(\x03\"$\n\x13\x41uthenticateRequest\x12\r\n\x05token\x18\x01 \x01(\t\"i\n\x14\x41uthenticateResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x10\n\x08token_id\x18\x03 \x01(\t\"\x1e\n\rLogoutRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"!\n\x12GetAccountsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"@\n\x13GetAccountsResponse\x12)\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x17.chorus.auth.v1.Account\"V\n\x1dResolveExternalAccountRequest\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"[\n\x1eResolveExternalAccountResponse\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.chorus.auth.v1.Account\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"*\n\x16ListRevocationsRequest\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\">\n\x17ListRevocationsResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\t\x12\x10\n\x08\x61s_of_ms\x18\x02 \x01(\x03\x32\xf4\x04\n\x04\x41uth\x12M\n\x08Register\x12\x1f.chorus.auth.v1.RegisterRequest\x1a .chorus.auth.v1.RegisterResponse\x12\x44\n\x05Login\x12\x1c.chorus.auth.v1.LoginRequest\x1a\x1d.chorus.auth.v1.LoginResponse\x12Y\n\x0c\x41uthenticate\x12#.chorus.auth.v1.AuthenticateRequest\x1a$.chorus.auth.v1.AuthenticateResponse\x12G\n\x06Logout\x12\x1d.chorus.auth.v1.LogoutRequest\x1a\x1e.chorus.auth.v1.LogoutResponse\x12V\n\x0bGetAccounts\x12\".chorus.auth.v1.GetAccountsRequest\x1a#.chorus.auth.v1.GetAccountsResponse\x12w\n\x16ResolveExternalAccount\x12-.chorus.auth.v1.ResolveExternalAccountRequest\x1a..chorus.auth.v1.ResolveExternalAccountResponse\x12\x62\n\x0fListRevocations\x12&.chorus.auth.v1.ListRevocationsRequest\x1a\'.chorus.auth.v1.ListRevocationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,15 +44,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATEREQUEST']._serialized_start=471
   _globals['_AUTHENTICATEREQUEST']._serialized_end=507
   _globals['_AUTHENTICATERESPONSE']._serialized_start=509
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=596
-  _globals['_LOGOUTREQUEST']._serialized_start=598
-  _globals['_LOGOUTREQUEST']._serialized_end=628
-  _globals['_LOGOUTRESPONSE']._serialized_start=630
-  _globals['_LOGOUTRESPONSE']._serialized_end=646
-  _globals['_GETACCOUNTSREQUEST']._serialized_start=648
-  _globals['_GETACCOUNTSREQUEST']._serialized_end=681
-  _globals['_GETACCOUNTSRESPONSE']._serialized_start=683
-  _globals['_GETACCOUNTSRESPONSE']._serialized_end=747
-  _globals['_AUTH']._serialized_start=750
-  _globals['_AUTH']._serialized_end=1157
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=614
+  _globals['_LOGOUTREQUEST']._serialized_start=616
+  _globals['_LOGOUTREQUEST']._serialized_end=646
+  _globals['_LOGOUTRESPONSE']._serialized_start=648
+  _globals['_LOGOUTRESPONSE']._serialized_end=664
+  _globals['_GETACCOUNTSREQUEST']._serialized_start=666
+  _globals['_GETACCOUNTSREQUEST']._serialized_end=699
+  _globals['_GETACCOUNTSRESPONSE']._serialized_start=701
+  _globals['_GETACCOUNTSRESPONSE']._serialized_end=765
+  _globals['_RESOLVEEXTERNALACCOUNTREQUEST']._serialized_start=767
+  _globals['_RESOLVEEXTERNALACCOUNTREQUEST']._serialized_end=853
+  _globals['_RESOLVEEXTERNALACCOUNTRESPONSE']._serialized_start=855
+  _globals['_RESOLVEEXTERNALACCOUNTRESPONSE']._serialized_end=946
+  _globals['_LISTREVOCATIONSREQUEST']._serialized_start=948
+  _globals['_LISTREVOCATIONSREQUEST']._serialized_end=990
+  _globals['_LISTREVOCATIONSRESPONSE']._serialized_start=992
+  _globals['_LISTREVOCATIONSRESPONSE']._serialized_end=1054
+  _globals['_AUTH']._serialized_start=1057
+  _globals['_AUTH']._serialized_end=1685
 # @@protoc_insertion_point(module_scope)

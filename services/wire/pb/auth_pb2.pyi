@@ -63,12 +63,14 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class AuthenticateResponse(_message.Message):
-    __slots__ = ("account", "expires_at_ms")
+    __slots__ = ("account", "expires_at_ms", "token_id")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     account: Account
     expires_at_ms: int
-    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+    token_id: str
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., expires_at_ms: _Optional[int] = ..., token_id: _Optional[str] = ...) -> None: ...
 
 class LogoutRequest(_message.Message):
     __slots__ = ("token",)
@@ -91,3 +93,35 @@ class GetAccountsResponse(_message.Message):
     ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     accounts: _containers.RepeatedCompositeFieldContainer[Account]
     def __init__(self, accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ...) -> None: ...
+
+class ResolveExternalAccountRequest(_message.Message):
+    __slots__ = ("issuer", "subject", "display_name")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    subject: str
+    display_name: str
+    def __init__(self, issuer: _Optional[str] = ..., subject: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class ResolveExternalAccountResponse(_message.Message):
+    __slots__ = ("account", "created")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    created: bool
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ListRevocationsRequest(_message.Message):
+    __slots__ = ("since_ms",)
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    since_ms: int
+    def __init__(self, since_ms: _Optional[int] = ...) -> None: ...
+
+class ListRevocationsResponse(_message.Message):
+    __slots__ = ("token_ids", "as_of_ms")
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_MS_FIELD_NUMBER: _ClassVar[int]
+    token_ids: _containers.RepeatedScalarFieldContainer[str]
+    as_of_ms: int
+    def __init__(self, token_ids: _Optional[_Iterable[str]] = ..., as_of_ms: _Optional[int] = ...) -> None: ...

@@ -59,6 +59,16 @@ class AuthStub:
                 request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
                 response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
                 _registered_method=True)
+        self.ResolveExternalAccount = channel.unary_unary(
+                '/chorus.auth.v1.Auth/ResolveExternalAccount',
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ResolveExternalAccountRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ResolveExternalAccountResponse.FromString,
+                _registered_method=True)
+        self.ListRevocations = channel.unary_unary(
+                '/chorus.auth.v1.Auth/ListRevocations',
+                request_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
+                response_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ListRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServicer:
@@ -105,6 +115,28 @@ class AuthServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveExternalAccount(self, request, context):
+        """The account of another website's user (issuer: the site, subject: its
+        user id), created the first time the pair is seen: no password (password
+        login is refused for it) and a username derived from the pair. Later calls
+        update its display name. The caller vouches for the pair: webgate after
+        verifying the site's signed token, or the site's own backend.
+        INVALID_ARGUMENT for an empty or overlong issuer or subject, or a display
+        name that breaks the name rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevocations(self, request, context):
+        """The ids of tokens revoked at or after since_ms (auth's clock), so that
+        every gateway can close the sockets opened with them. Poll with the
+        previous answer's as_of_ms minus a few seconds of overlap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +164,16 @@ def add_AuthServicer_to_server(servicer, server):
                     servicer.GetAccounts,
                     request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsRequest.FromString,
                     response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsResponse.SerializeToString,
+            ),
+            'ResolveExternalAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveExternalAccount,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ResolveExternalAccountRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ResolveExternalAccountResponse.SerializeToString,
+            ),
+            'ListRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevocations,
+                    request_deserializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ListRevocationsRequest.FromString,
+                    response_serializer=chorus_dot_wire_dot_pb_dot_auth__pb2.ListRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +311,60 @@ class Auth:
             '/chorus.auth.v1.Auth/GetAccounts',
             chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsRequest.SerializeToString,
             chorus_dot_wire_dot_pb_dot_auth__pb2.GetAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveExternalAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chorus.auth.v1.Auth/ResolveExternalAccount',
+            chorus_dot_wire_dot_pb_dot_auth__pb2.ResolveExternalAccountRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.ResolveExternalAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chorus.auth.v1.Auth/ListRevocations',
+            chorus_dot_wire_dot_pb_dot_auth__pb2.ListRevocationsRequest.SerializeToString,
+            chorus_dot_wire_dot_pb_dot_auth__pb2.ListRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

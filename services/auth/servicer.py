@@ -25,13 +25,13 @@ parallel guesses is bounded too), and a success gives it back. With the bucket
 empty, Login answers RESOURCE_EXHAUSTED with ``retry-after`` (seconds) in the
 trailing metadata, without checking the password. A success returns a device
 token (the presented one's device id renewed, or a new one). The buckets live
-in this process.
+in the database (limits.SharedLimiter), so several auth replicas count every
+failure once, against the same limits.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import grpc
@@ -41,12 +41,13 @@ from chorus.auth.config import (DEFAULT_LOGIN_FAILURE_WINDOW_SECS, DEFAULT_LOGIN
 from chorus.auth.errors import (AuthError, BadCredentials, InvalidInput, InvalidToken,
                                 StorageUnavailable, TooManyFailedLogins, UsernameTaken)
 from chorus.auth.passwords import Passwords
+from chorus.auth.limits import SharedLimiter
 from chorus.auth.storage import AccountRecord, AuthStore
 from chorus.auth.tokens import Claims, DeviceTokens, TokenSigner
 from chorus.auth.validation import (account_ids, check_display_name, check_external_id, check_login_name,
                                     check_password, check_username, external_username)
 from chorus.common.grpcerrors import reports_errors
-from chorus.common.ratelimit import KeyedLimiter, Rate
+from chorus.common.ratelimit import Rate
 from chorus.common.grpcerrors import status_for as common_status_for
 from chorus.wire.pb import auth_pb2 as pb
 from chorus.wire.pb import auth_pb2_grpc as pb_grpc
@@ -92,9 +93,9 @@ class AuthServicer(pb_grpc.AuthServicer):
         self._signer = signer
         self._devices = devices
         # See the module docstring: untrusted attempts by username key, known devices by device id.
-        self._account_failures = KeyedLimiter(login_failures)
-        self._device_failures = KeyedLimiter(device_login_failures)
-        self._failed_logins_lock = threading.Lock()  # the servicer runs on a thread pool
+        # In the database, so that every replica counts against the same limits.
+        self._account_failures = SharedLimiter(store, login_failures, kind="account")
+        self._device_failures = SharedLimiter(store, device_login_failures, kind="device")
 
     @_reports_errors
     def Register(self, request: pb.RegisterRequest, context) -> pb.RegisterResponse:
@@ -113,16 +114,14 @@ class AuthServicer(pb_grpc.AuthServicer):
             limiter, key = self._account_failures, username_key
         else:
             limiter, key = self._device_failures, device_id
-        with self._failed_logins_lock:
-            wait = limiter.take(key, time.monotonic())
+        wait = limiter.take(key, time.time())
         if wait:
             context.set_trailing_metadata((("retry-after", f"{wait:.3f}"),))
             raise TooManyFailedLogins(wait, known_device=device_id is not None)
         record = self._store.find_by_username(request.username) if request.username else None
         if not self._passwords.verify(record.password_hash if record else None, request.password):
             raise BadCredentials()
-        with self._failed_logins_lock:
-            limiter.give_back(key, time.monotonic())
+        limiter.give_back(key, time.time())
         if self._passwords.needs_rehash(record.password_hash):
             self._store.update_password_hash(record.id, self._passwords.hash(request.password))
         token, claims = self._signer.issue(record.id)

@@ -8,6 +8,8 @@ Invariants:
   none (the empty hash, which no password matches). Such an account is found by
   its (issuer, subject) pair, the primary key of ``external_accounts``: two
   racing first sights of one pair create one account.
+- Failed-login limits are token buckets in ``login_limits``, read and written
+  with the row locked, so every auth replica counts against the same limit.
 - A revoked token is kept until it would have expired anyway
   (``purge_expired_revocations``), then forgotten. ``revoked_at_ms`` says when,
   so gateways can ask what was revoked since they last looked.
@@ -30,9 +32,11 @@ from chorus.auth.validation import username_key
 from chorus.common.db import translate_database_errors
 from chorus.common.migrations import Schema, upgrade
 from chorus.common.ids import new_id
+from chorus.common.ratelimit import Rate, TokenBucket
 
-__all__ = ["AccountRecord", "AuthStore", "SCHEMA", "migrate", "NO_PASSWORD"]
+__all__ = ["AccountRecord", "AuthStore", "SCHEMA", "migrate", "NO_PASSWORD", "MAX_LIMIT_KEY_CHARS"]
 
+MAX_LIMIT_KEY_CHARS = 200  # a login limit's key: a kind prefix and a username or device id
 NO_PASSWORD = ""  # the password hash of an account that cannot log in with a password
 
 _log = logging.getLogger(__name__)
@@ -64,7 +68,18 @@ class ExternalAccountRow(SQLModel, table=True):
     account_id: str = Field(foreign_key="accounts.id", max_length=64, unique=True)
 
 
-SCHEMA = Schema("auth", [AccountRow.__table__, RevokedTokenRow.__table__, ExternalAccountRow.__table__])
+class LoginLimitRow(SQLModel, table=True):
+    """A failed-login token bucket (common.ratelimit.TokenBucket), shared by every auth replica."""
+
+    __tablename__ = "login_limits"
+
+    key: str = Field(primary_key=True, max_length=MAX_LIMIT_KEY_CHARS)  # "account:NAME" or "device:ID"
+    tokens: float
+    stamp_ms: int = Field(sa_type=BigInteger)
+
+
+SCHEMA = Schema("auth", [AccountRow.__table__, RevokedTokenRow.__table__, ExternalAccountRow.__table__,
+                         LoginLimitRow.__table__])
 
 
 def migrate(engine: Engine) -> None:
@@ -200,6 +215,56 @@ class AuthStore:
             rows = session.exec(select(RevokedTokenRow.jti).where(RevokedTokenRow.revoked_at_ms >= since_ms)
                                 .order_by(RevokedTokenRow.revoked_at_ms).limit(limit)).all()
             return list(rows)
+
+    @_database_errors
+    def take_login_token(self, key: str, rate: Rate, now: float) -> float:
+        """TokenBucket.take on ``key``'s shared bucket, in one transaction with its row locked, so
+        attempts on every replica count against one limit. A full bucket is no row."""
+        for _ in range(2):  # a concurrent first attempt may insert the row first: then it exists
+            try:
+                with Session(self._engine) as session:
+                    row = session.exec(select(LoginLimitRow).where(LoginLimitRow.key == key)
+                                       .with_for_update()).first()
+                    bucket = (TokenBucket(rate, now) if row is None else
+                              TokenBucket.restore(rate, row.tokens, row.stamp_ms / 1000))
+                    wait = bucket.take(now)
+                    tokens, stamp = bucket.state
+                    if row is None:
+                        row = LoginLimitRow(key=key, tokens=tokens, stamp_ms=int(stamp * 1000))
+                    else:
+                        row.tokens, row.stamp_ms = tokens, int(stamp * 1000)
+                    session.add(row)
+                    session.commit()
+                    return wait
+            except IntegrityError:
+                continue
+        raise StorageUnavailable("the login limits are busy; try again")
+
+    @_database_errors
+    def give_back_login_token(self, key: str, rate: Rate, now: float) -> None:
+        """TokenBucket.give_back on ``key``'s shared bucket; the row goes once the bucket is full."""
+        with Session(self._engine) as session:
+            row = session.exec(select(LoginLimitRow).where(LoginLimitRow.key == key).with_for_update()).first()
+            if row is None:
+                return
+            bucket = TokenBucket.restore(rate, row.tokens, row.stamp_ms / 1000)
+            bucket.give_back(now)
+            if bucket.is_full(now):
+                session.delete(row)
+            else:
+                row.tokens, row.stamp_ms = bucket.state[0], int(bucket.state[1] * 1000)
+                session.add(row)
+            session.commit()
+
+    @_database_errors
+    def purge_full_login_limits(self, prefix: str, rate: Rate, now: float) -> int:
+        """Forget the ``prefix`` buckets untouched for a whole refill: full again, they limit nothing."""
+        refilled_before_ms = int((now - rate.burst / rate.per_sec) * 1000)
+        with Session(self._engine) as session:
+            result = session.exec(delete(LoginLimitRow).where(LoginLimitRow.stamp_ms < refilled_before_ms,
+                                                              LoginLimitRow.key.startswith(prefix)))
+            session.commit()
+            return result.rowcount
 
     @_database_errors
     def purge_expired_revocations(self, now: float | None = None) -> int:

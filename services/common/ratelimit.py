@@ -77,6 +77,18 @@ class TokenBucket:
         self._refill(now)
         return self._tokens >= self._rate.burst
 
+    @classmethod
+    def restore(cls, rate: Rate, tokens: float, stamp: float) -> "TokenBucket":
+        """A bucket as ``state`` left it (kept elsewhere, e.g. in a database row)."""
+        bucket = cls(rate, stamp)
+        bucket._tokens = min(float(rate.burst), tokens)
+        return bucket
+
+    @property
+    def state(self) -> tuple[float, float]:
+        """(tokens, stamp): what ``restore`` needs."""
+        return self._tokens, self._stamp
+
 
 class KeyedLimiter:
     """One TokenBucket per key (an IP address, an account), created on first use."""

@@ -148,3 +148,47 @@ def test_a_device_token_is_not_a_session_token(auth):
     with pytest.raises(grpc.RpcError) as caught:
         auth.Authenticate(pb.AuthenticateRequest(token=device), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.fixture
+def two_replicas(engine):
+    """Two auth servers on one database, as replicas behind a balancer are (SQLite and PostgreSQL)."""
+    migrate(engine)
+    servers, stubs, channels = [], [], []
+    for _ in range(2):
+        servicer = AuthServicer(AuthStore(engine),
+                                Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
+                                TokenSigner(b"k" * 32, ttl_secs=3600), DeviceTokens(b"k" * 32, ttl_secs=3600),
+                                login_failures=Rate.per_window(FAILURES, WINDOW_SECS),
+                                device_login_failures=Rate.per_window(DEVICE_FAILURES, WINDOW_SECS))
+        server, port = create_server("127.0.0.1:0", servicer, max_workers=4)
+        server.start()
+        servers.append(server)
+        channels.append(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        stubs.append(pb_grpc.AuthStub(channels[-1]))
+    stubs[0].Register(pb.RegisterRequest(username="alice", password=PASSWORD), timeout=5)
+    yield stubs
+    for channel in channels:
+        channel.close()
+    for server in servers:
+        server.stop(None)
+
+
+def test_failed_logins_count_once_across_replicas(two_replicas):
+    one, two = two_replicas
+    for n in range(FAILURES):  # spread over both, as a balancer would
+        assert login([one, two][n % 2], "alice", "wrong")[0] == grpc.StatusCode.UNAUTHENTICATED
+    code, retry_after = login(two, "alice", PASSWORD)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and float(retry_after) > 0, \
+        "the other replica knows the account's bucket is empty"
+    assert login(one, "alice", PASSWORD)[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_success_on_one_replica_gives_its_attempt_back_on_all(two_replicas):
+    one, two = two_replicas
+    for _ in range(FAILURES - 1):
+        login(one, "alice", "wrong")
+    for _ in range(3):  # each success takes a token and gives it back: never locked out by them
+        assert login(two, "alice", PASSWORD)[0] == grpc.StatusCode.OK
+    assert login(one, "alice", "wrong")[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert login(two, "alice", PASSWORD)[0] == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -163,7 +163,7 @@ def test_migrate_makes_only_the_auth_tables(engine):
     importlib.import_module("chorus.membership.storage")
     assert {"chat_groups", "group_members"} <= set(SQLModel.metadata.tables)
     migrate(engine)
-    assert set(inspect(engine).get_table_names()) == {"accounts", "revoked_tokens", "external_accounts", "alembic_version_auth"}
+    assert set(inspect(engine).get_table_names()) == {"accounts", "revoked_tokens", "external_accounts", "login_limits", "alembic_version_auth"}
 
 
 def test_migrate_again_keeps_the_accounts(engine):
@@ -180,7 +180,7 @@ def test_migrate_again_keeps_the_accounts(engine):
 def test_postgres_tables_live_in_the_test_schema(postgres_engine, postgres_schema):
     migrate(postgres_engine)
     assert set(inspect(postgres_engine).get_table_names(schema=postgres_schema)) == {
-        "accounts", "revoked_tokens", "external_accounts", "alembic_version_auth"}
+        "accounts", "revoked_tokens", "external_accounts", "login_limits", "alembic_version_auth"}
 
 
 def test_unreachable_database_is_reported_as_unavailable():

@@ -27,7 +27,9 @@ from sqlalchemy.exc import OperationalError
 from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
-from chorus.common.curve import KeysError, ServerCurve
+from chorus.common.curve import ServerCurve
+from chorus.common.grpctls import ClientTls, ServerTls, channel
+from chorus.common.keysdir import KeysError, service_folder
 from chorus.common.ids import new_id
 
 from .config import Settings
@@ -60,7 +62,9 @@ def run(settings: Settings) -> int:
 
 def _serve(settings: Settings, store: MessageStore) -> int:
     try:
-        curve = ServerCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+        keys = service_folder(settings.keys_dir, settings.insecure_plaintext)
+        curve, server_tls, client_tls = ((ServerCurve.load(keys), ServerTls.load(keys), ClientTls.load(keys))
+                                         if keys else (None, None, None))
     except KeysError as exc:
         return _fail(str(exc), code=2)
     broker_id = new_id("b")
@@ -80,7 +84,7 @@ def _serve(settings: Settings, store: MessageStore) -> int:
         tick_secs=settings.tick_secs,
         curve=curve,
     )
-    channel = grpc.insecure_channel(settings.membership_address)
+    membership = channel(settings.membership_address, client_tls)
     client = None
     try:
         try:
@@ -90,9 +94,10 @@ def _serve(settings: Settings, store: MessageStore) -> int:
             return _fail(f"cannot bind {settings.router_endpoint} / {settings.pub_endpoint}: {exc}", code=2)
         client = BrokerClient(server.context, internal, client_id=f"{broker_id}-grpc",
                               timeout_secs=settings.backend_timeout_secs)
-        servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=settings.backend_timeout_secs)
+        servicer = MessagesServicer(client, MembershipGroups(membership), timeout_secs=settings.backend_timeout_secs)
         try:
-            grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers)
+            grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers,
+                                            tls=server_tls)
         except OSError as exc:
             return _fail(f"--grpc-listen: {exc}", code=2)
         grpc_server.start()
@@ -105,7 +110,7 @@ def _serve(settings: Settings, store: MessageStore) -> int:
     finally:
         if client is not None:
             client.close()
-        channel.close()
+        membership.close()
         server.close()
 
 

@@ -7,8 +7,10 @@
   a restarted service binds the same port again, so the others reconnect to it.
 - The page (webgate) listens on ``host``; everything else on ``internal_host``
   (loopback unless asked), so sharing the page on a network shares nothing else.
-- The broker and its clients are given their own folder of DATA_DIR/keys
-  (``keys_root``): ZeroMQ traffic is authenticated and encrypted here too.
+- Every service is given its own folder of DATA_DIR/keys (``keys_root``): ZeroMQ
+  (CURVE) and gRPC (mutual TLS) traffic is authenticated and encrypted here too. The
+  gRPC servers' certificates name the internal address they are reached at
+  (``server_names``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from chorus.common.config import join_host_port
 from chorus.launcher.config import PORT_FIELDS, Settings
 
-__all__ = ["SERVICES", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
+__all__ = ["SERVICES", "initial_ports", "learned", "command", "keys_root", "server_names", "page_url",
+           "addresses"]
 
 SERVICES = ("auth", "membership", "broker", "webgate")
 
@@ -57,7 +60,7 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
 
     data = ["--data-dir", str(settings.data_dir)]
     commands = {
-        "auth": ["--listen", listen("auth_port"), *data],
+        "auth": ["--listen", listen("auth_port"), *data, *keys("auth")],
         "membership": ["--listen", listen("membership_port"), *data,
                        "--broker-router", f"tcp://{at('broker_router_port')}", "--auth", at("auth_port"),
                        *keys("membership")],
@@ -75,6 +78,13 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
 def keys_root(settings: Settings) -> Path:
     """Where `chorus up` keeps the internal traffic's keys (chorus.common.keys makes them)."""
     return settings.data_dir / "keys"
+
+
+def server_names(settings: Settings) -> list[str]:
+    """Names the gRPC servers' certificates must hold besides loopback's: the address the
+    services are reached at, when ``internal_host`` is not loopback or a wildcard."""
+    reached = _WILDCARDS.get(settings.internal_host, settings.internal_host)
+    return [] if reached in ("127.0.0.1", "::1", "localhost") else [reached]
 
 
 def page_url(settings: Settings, ports: Ports) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import grpc
 from aiohttp import WSCloseCode, web
 
 from chorus.common.ids import new_id
@@ -14,6 +13,7 @@ from chorus.common.ratelimit import KeyedLimiter, Rate
 
 from chorus.common.brokerlink import AsyncBrokerLink
 from chorus.common.curve import ClientCurve
+from chorus.common.grpctls import ClientTls, aio_channel
 
 from .backends import AuthClient, MembershipClient
 from .broker import Publications, ZmqBroker
@@ -40,9 +40,11 @@ STATIC_FILES = {"/": "index.html", "/app.css": "app.css", "/favicon.svg": "favic
 OPENAPI_PATH = STATIC_DIR / "openapi.json"
 
 
-def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.Application:
+def create_app(settings: Settings, *, curve: ClientCurve | None = None,
+               tls: ClientTls | None = None) -> web.Application:
     """The application; backends connect on startup and close on cleanup. ``curve``: this
-    gateway's keys for the broker (None: plaintext, for --insecure-plaintext)."""
+    gateway's keys for the broker, ``tls``: its certificate for auth and membership (None:
+    plaintext, for --insecure-plaintext)."""
     app = web.Application(middlewares=[track_requests, error_middleware], client_max_size=settings.max_body_bytes)
     app[LIMITS] = SocketLimits.from_settings(settings)
     add_security_headers(app)
@@ -51,14 +53,14 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None) -> web.A
     app.router.add_get("/healthz", _healthz)
     for path, name in STATIC_FILES.items():
         app.router.add_get(path, _static(STATIC_DIR / name))
-    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve))
+    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve, tls))
     app.on_shutdown.append(_going_away)
     return app
 
 
-async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None):
-    auth_channel = grpc.aio.insecure_channel(settings.auth_address)
-    membership_channel = grpc.aio.insecure_channel(settings.membership_address)
+async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None, tls: ClientTls | None):
+    auth_channel = aio_channel(settings.auth_address, tls)
+    membership_channel = aio_channel(settings.membership_address, tls)
     link = AsyncBrokerLink(settings.broker_router, client_id=new_id("gw"),
                            timeout_secs=settings.backend_timeout_secs, heartbeat_secs=settings.heartbeat_secs,
                            curve=curve)

@@ -21,7 +21,9 @@ from aiohttp import web
 
 from chorus.common import readiness
 from chorus.common.config import join_host_port
-from chorus.common.curve import ClientCurve, KeysError
+from chorus.common.curve import ClientCurve
+from chorus.common.grpctls import ClientTls
+from chorus.common.keysdir import KeysError, service_folder
 
 from .admission import Gate, connection_budget
 from .app import create_app
@@ -55,11 +57,12 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+        keys = service_folder(settings.keys_dir, settings.insecure_plaintext)
+        curve, tls = (ClientCurve.load(keys), ClientTls.load(keys)) if keys else (None, None)
     except KeysError as exc:
         print(f"webgate: {exc}", file=sys.stderr)
         return 2
-    runner = web.AppRunner(create_app(settings, curve=curve), access_log=None,
+    runner = web.AppRunner(create_app(settings, curve=curve, tls=tls), access_log=None,
                            shutdown_timeout=settings.shutdown_grace_secs,
                            keepalive_timeout=settings.keepalive_timeout_secs)
     await runner.setup()

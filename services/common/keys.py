@@ -81,9 +81,7 @@ def issue_backend(root: Path, name: str, permissions: frozenset[str], *,
     """DIR/backends/NAME with a client certificate from DIR's CA allowing ``permissions``
     (chorus.common.grpcauth); returns the folder. KeysError when DIR has no CA or the name
     is not a plain lower-case name."""
-    if not _BACKEND_NAME.fullmatch(name):
-        raise KeysError(f"--backend {name!r}: a backend's name is 1 to 63 of a-z, 0-9 and '-', "
-                        "starting with a letter or digit")
+    _check_backend_name(name)
     if not (root / CA_DIR / CA_KEY).exists():
         raise KeysError(f"{root / CA_DIR / CA_KEY}: no CA here; give the folder your services' keys were made "
                         "in (`chorus keys DIR` makes one; `chorus up` keeps its own in DATA_DIR/keys)")
@@ -91,6 +89,12 @@ def issue_backend(root: Path, name: str, permissions: frozenset[str], *,
     folder = _folder(_folder(root / BACKENDS_DIR) / name)
     _client(folder, _authority(root / CA_DIR, now), now, name=name, role=BACKEND_ROLE, permissions=permissions)
     return folder
+
+
+def _check_backend_name(name: str) -> None:
+    if not _BACKEND_NAME.fullmatch(name):  # it becomes a folder name: nothing like ../auth
+        raise KeysError(f"--backend {name!r}: a backend's name is 1 to 63 of a-z, 0-9 and '-', "
+                        "starting with a letter or digit")
 
 
 def _now() -> datetime.datetime:
@@ -223,6 +227,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Keys
         permissions = parse_permissions(args.allow) if args.allow is not None else frozenset()
     except UnknownPermission as exc:
         raise ValueError(f"--allow: {exc}") from None
+    if args.backend is not None:
+        _check_backend_name(args.backend)
     return KeysCommand(args.dir.expanduser(), tuple(args.server_name), args.backend, permissions)
 
 

@@ -28,13 +28,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["Authority", "Holder", "new_private_key", "private_key_pem", "load_private_key", "load_certificate",
-           "certificate_pem", "new_authority", "issue_server", "issue_client", "holder_of", "holder_from_names",
-           "still_good", "CertificateError",
-           "ROLE_URI", "ALLOW_URI", "CA_VALIDITY_DAYS", "LEAF_VALIDITY_DAYS", "RENEW_WITHIN_DAYS"]
+from .grpcauth import ALLOW_URI, ROLE_URI, Holder, holder_from_names
 
-ROLE_URI = "chorus:role/"    # + role
-ALLOW_URI = "chorus:allow/"  # + permission (chorus.common.grpcauth)
+__all__ = ["Authority", "new_private_key", "private_key_pem", "load_private_key", "load_certificate",
+           "certificate_pem", "new_authority", "issue_server", "issue_client", "holder_of", "still_good",
+           "CertificateError", "CA_VALIDITY_DAYS", "LEAF_VALIDITY_DAYS", "RENEW_WITHIN_DAYS"]
+
 CA_VALIDITY_DAYS = 20 * 365
 LEAF_VALIDITY_DAYS = 5 * 365
 RENEW_WITHIN_DAYS = 30       # `chorus keys` issues a certificate again this close to its end
@@ -55,15 +54,6 @@ class Authority:
     @property
     def certificate_pem(self) -> bytes:
         return certificate_pem(self.certificate)
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who a client certificate was issued to, as the certificate says."""
-
-    name: str                       # subject CN
-    role: str | None                # None: the certificate names no role
-    permissions: frozenset[str]     # a backend's; empty for our own services' roles
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:
@@ -128,16 +118,6 @@ def holder_of(certificate: x509.Certificate) -> Holder:
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     uris = [name.value for name in _alternative_names(certificate) if isinstance(name, x509.UniformResourceIdentifier)]
     return holder_from_names(str(names[0].value) if names else "", uris)
-
-
-def holder_from_names(common_name: str, alternative_names: Iterable[str]) -> Holder:
-    """The holder stated by a certificate's CN and SAN entries (as gRPC's auth context lists them)."""
-    alternative_names = list(alternative_names)
-    roles = [n.removeprefix(ROLE_URI) for n in alternative_names if n.startswith(ROLE_URI)]
-    return Holder(name=common_name,
-                  role=roles[0] if len(roles) == 1 else None,  # two roles: trust neither
-                  permissions=frozenset(n.removeprefix(ALLOW_URI) for n in alternative_names
-                                        if n.startswith(ALLOW_URI)))
 
 
 def still_good(certificate: x509.Certificate, ca: Authority, now: datetime.datetime, *,

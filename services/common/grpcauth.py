@@ -1,7 +1,9 @@
 """Who may call which gRPC method: the roles of our own services and the permissions of backends.
 
-The caller's role comes from its client certificate (chorus.common.certs), which only
-the deployment's CA can issue, so a caller cannot choose it. Each role may call:
+The caller's role comes from its client certificate (issued by chorus.common.certs),
+which only the deployment's CA can issue, so a caller cannot choose it: a SAN URI
+``chorus:role/ROLE``, and for a backend one ``chorus:allow/PERMISSION`` per permission.
+Each role may call:
 
     role         may call                               because
     gateway      auth.*, membership.*                   every request of the page goes through it
@@ -17,12 +19,18 @@ and reflection are open to every caller that passed the TLS handshake. Pure: no 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from chorus.wire.pb import auth_pb2, membership_pb2, messages_pb2
 
-from .certs import Holder
+__all__ = ["Holder", "holder_from_names", "ROLE_URI", "ALLOW_URI", "SERVICES", "ROLE_PERMISSIONS", "BACKEND_ROLE",
+           "OPEN_SERVICES", "UnknownPermission", "BadBackendName", "all_permissions", "parse_permissions",
+           "check_backend_name", "permission_of", "may_call", "refusal"]
 
-__all__ = ["SERVICES", "ROLE_PERMISSIONS", "BACKEND_ROLE", "OPEN_SERVICES", "UnknownPermission",
-           "all_permissions", "parse_permissions", "permission_of", "may_call", "refusal"]
+ROLE_URI = "chorus:role/"    # + role
+ALLOW_URI = "chorus:allow/"  # + permission
 
 # Short service name -> the full gRPC service name, read from the contracts so it cannot drift.
 SERVICES = {
@@ -41,8 +49,41 @@ OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.Ser
                            "grpc.reflection.v1.ServerReflection"})
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who a client certificate was issued to, as the certificate says."""
+
+    name: str                       # subject CN
+    role: str | None                # None: the certificate names no role, or several
+    permissions: frozenset[str]     # a backend's; empty for our own services' roles
+
+
+def holder_from_names(common_name: str, alternative_names: Iterable[str]) -> Holder:
+    """The holder a certificate states by its CN and SAN entries (as gRPC's auth context lists them)."""
+    alternative_names = list(alternative_names)
+    roles = [n.removeprefix(ROLE_URI) for n in alternative_names if n.startswith(ROLE_URI)]
+    return Holder(name=common_name,
+                  role=roles[0] if len(roles) == 1 else None,  # two roles: trust neither
+                  permissions=frozenset(n.removeprefix(ALLOW_URI) for n in alternative_names
+                                        if n.startswith(ALLOW_URI)))
+
+
 class UnknownPermission(ValueError):
     """A permission that names no service or method we have; the message lists the valid ones."""
+
+
+class BadBackendName(ValueError):
+    """A backend name that is not a plain lower-case name (it becomes a folder name too)."""
+
+
+_BACKEND_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def check_backend_name(name: str) -> str:
+    if not _BACKEND_NAME.fullmatch(name):  # nothing like ../auth
+        raise BadBackendName(f"--backend {name!r}: a backend's name is 1 to 63 of a-z, 0-9 and '-', "
+                             "starting with a letter or digit")
+    return name
 
 
 def all_permissions() -> list[str]:

@@ -28,8 +28,7 @@ from typing import ClassVar, Self
 
 import grpc
 
-from .certs import holder_from_names
-from .grpcauth import may_call, refusal
+from .grpcauth import holder_from_names, may_call, refusal
 from .keysdir import KeysError, service_folder
 
 __all__ = ["ServerTls", "ClientTls", "AuthorizeCalls", "channel", "aio_channel",

@@ -1,4 +1,4 @@
-"""`chorus keys DIR`: every key and certificate the internal traffic needs, one folder per service.
+"""What `chorus keys DIR` makes (chorus.common.keyscommand): every key and certificate the internal traffic needs, one folder per service.
 
     DIR/ca/ca.key, ca.crt              the private CA of gRPC's mutual TLS; its key stays here,
                                        read only by `chorus keys` (to issue certificates)
@@ -24,14 +24,10 @@ another role or other permissions. Trust is in the CA, so nobody else needs tell
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
-import re
 import shutil
-import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import zmq.auth
@@ -40,12 +36,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import certs
 from .curve import BROKER_PUBLIC, CLIENTS_DIR, OWN_SECRET
-from .grpcauth import BACKEND_ROLE, ROLE_PERMISSIONS, UnknownPermission, parse_permissions
+from .grpcauth import BACKEND_ROLE, ROLE_PERMISSIONS, BadBackendName, Holder, check_backend_name
 from .grpctls import CA_CERT, CLIENT_CERT, CLIENT_KEY, SERVER_CERT, SERVER_KEY
 from .keysdir import KeysError
 
 __all__ = ["ensure_keys", "issue_backend", "CLIENT_ROLES", "GRPC_SERVERS", "DEFAULT_SERVER_HOSTS", "CA_DIR",
-           "BACKENDS_DIR", "KeysCommand", "add_arguments", "settings_from_args", "run"]
+           "BACKENDS_DIR"]
 
 CLIENT_ROLES = ("gateway", "membership")   # the broker's CURVE clients
 # gRPC server folder -> the name it has on the compose network (each also answers to DEFAULT_SERVER_HOSTS)
@@ -54,7 +50,6 @@ DEFAULT_SERVER_HOSTS = ("localhost", "127.0.0.1", "::1")
 CA_DIR = "ca"
 CA_KEY = "ca.key"
 BACKENDS_DIR = "backends"
-_BACKEND_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def ensure_keys(root: Path, *, server_names: Iterable[str] = (), now: datetime.datetime | None = None) -> Path:
@@ -81,7 +76,10 @@ def issue_backend(root: Path, name: str, permissions: frozenset[str], *,
     """DIR/backends/NAME with a client certificate from DIR's CA allowing ``permissions``
     (chorus.common.grpcauth); returns the folder. KeysError when DIR has no CA or the name
     is not a plain lower-case name."""
-    _check_backend_name(name)
+    try:
+        check_backend_name(name)
+    except BadBackendName as exc:
+        raise KeysError(str(exc)) from None
     if not (root / CA_DIR / CA_KEY).exists():
         raise KeysError(f"{root / CA_DIR / CA_KEY}: no CA here; give the folder your services' keys were made "
                         "in (`chorus keys DIR` makes one; `chorus up` keeps its own in DATA_DIR/keys)")
@@ -89,12 +87,6 @@ def issue_backend(root: Path, name: str, permissions: frozenset[str], *,
     folder = _folder(_folder(root / BACKENDS_DIR) / name)
     _client(folder, _authority(root / CA_DIR, now), now, name=name, role=BACKEND_ROLE, permissions=permissions)
     return folder
-
-
-def _check_backend_name(name: str) -> None:
-    if not _BACKEND_NAME.fullmatch(name):  # it becomes a folder name: nothing like ../auth
-        raise KeysError(f"--backend {name!r}: a backend's name is 1 to 63 of a-z, 0-9 and '-', "
-                        "starting with a letter or digit")
 
 
 def _now() -> datetime.datetime:
@@ -165,7 +157,7 @@ def _server(folder: Path, ca: certs.Authority, now: datetime.datetime, *, name: 
 
 def _client(folder: Path, ca: certs.Authority, now: datetime.datetime, *, name: str, role: str,
             permissions: frozenset[str] = frozenset()) -> None:
-    holder = certs.Holder(name=name, role=role, permissions=permissions)
+    holder = Holder(name=name, role=role, permissions=permissions)
     _certified(folder, CLIENT_CERT, CLIENT_KEY, ca,
                issue=lambda key: certs.issue_client(ca, key, name=name, role=role, permissions=permissions,
                                                     now=now),
@@ -195,59 +187,3 @@ def _certified(folder: Path, cert_name: str, key_name: str, ca: certs.Authority,
     except certs.CertificateError as exc:
         raise KeysError(f"{exc} (remove it and run `chorus keys` again to make a new one)") from None
     _write(cert_path, certs.certificate_pem(issue(key)), 0o644)
-
-
-# `chorus keys DIR` ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class KeysCommand:
-    root: Path
-    server_names: tuple[str, ...] = ()
-    backend: str | None = None
-    permissions: frozenset[str] = frozenset()
-
-
-def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    parser.add_argument("dir", type=Path, help="folder to create the keys in (one subfolder per service)")
-    parser.add_argument("--server-name", action="append", default=[], metavar="NAME",
-                        help="another DNS name or IP address the gRPC servers are reached at (repeatable); "
-                             f"always: {', '.join(DEFAULT_SERVER_HOSTS)} and each service's compose name")
-    parser.add_argument("--backend", metavar="NAME",
-                        help="issue a client certificate for an outside backend into DIR/backends/NAME")
-    parser.add_argument("--allow", metavar="PERMISSIONS",
-                        help="with --backend: what it may call, comma-separated SERVICE.METHOD or SERVICE.*, "
-                             "e.g. messages.PostMessage,messages.ListMessages")
-
-
-def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> KeysCommand:
-    if (args.backend is None) != (args.allow is None):
-        raise ValueError("--backend NAME and --allow PERMISSIONS go together: a backend's certificate "
-                         "names what it may call")
-    try:
-        permissions = parse_permissions(args.allow) if args.allow is not None else frozenset()
-    except UnknownPermission as exc:
-        raise ValueError(f"--allow: {exc}") from None
-    if args.backend is not None:
-        _check_backend_name(args.backend)
-    return KeysCommand(args.dir.expanduser(), tuple(args.server_name), args.backend, permissions)
-
-
-def run(command: KeysCommand) -> int:
-    root = command.root
-    try:
-        ensure_keys(root, server_names=command.server_names)
-        if command.backend is not None:
-            folder = issue_backend(root, command.backend, command.permissions)
-    except KeysError as exc:
-        print(f"chorus keys: {exc}", file=sys.stderr, flush=True)
-        return 2
-    if command.backend is None:
-        print(f"keys in {root}: give each service its own folder, e.g. "
-              f"`chorus auth --keys-dir {root / 'auth'}`, `chorus membership --keys-dir {root / 'membership'}`, "
-              f"`chorus broker --keys-dir {root / 'broker'}`, `chorus webgate --keys-dir {root / 'gateway'}`; "
-              f"{root / CA_DIR} holds the CA's key: give it to nobody")
-    else:
-        print(f"backend {command.backend!r} may call {', '.join(sorted(command.permissions))}; its certificate "
-              f"is in {folder} ({CA_CERT}, {CLIENT_CERT}, {CLIENT_KEY}): hand that folder to it, e.g. "
-              f"`grpcurl -cacert {CA_CERT} -cert {CLIENT_CERT} -key {CLIENT_KEY} HOST:50053 list`")
-    return 0

@@ -11,6 +11,7 @@ from cryptography import x509
 
 from chorus.cli import main
 from chorus.common import certs
+from chorus.common.grpcauth import Holder
 from chorus.common.grpcauth import UnknownPermission, parse_permissions
 from chorus.common.keys import ensure_keys, issue_backend
 from chorus.common.keysdir import KeysError
@@ -46,7 +47,7 @@ def test_each_service_folder_holds_its_own_certificates_and_not_the_cas_key(tmp_
         assert (root / folder / "ca.crt").read_bytes() == (root / "ca" / "ca.crt").read_bytes()
         client = certificate(root / folder / "grpc-client.crt")
         client.verify_directly_issued_by(ca)
-        assert certs.holder_of(client) == certs.Holder(name=folder, role=folder, permissions=frozenset())
+        assert certs.holder_of(client) == Holder(name=folder, role=folder, permissions=frozenset())
     for server in ("auth", "membership", "broker"):
         assert hosts_of(root / server / "grpc-server.crt") == {"localhost", "127.0.0.1", "::1", server}
     assert not (root / "gateway" / "grpc-server.crt").exists(), "the gateway serves no gRPC"
@@ -99,7 +100,7 @@ def test_a_backend_certificate_states_its_permissions_and_is_renewed_when_they_c
     folder = issue_backend(root, "billing", parse_permissions("messages.PostMessage"), now=NOW)
     assert folder == root / "backends" / "billing"
     first = certs.holder_of(certificate(folder / "grpc-client.crt"))
-    assert first == certs.Holder("billing", "backend", frozenset({"messages.PostMessage"}))
+    assert first == Holder("billing", "backend", frozenset({"messages.PostMessage"}))
     issue_backend(root, "billing", parse_permissions("messages.*, membership.JoinGroup"), now=NOW)
     assert certs.holder_of(certificate(folder / "grpc-client.crt")).permissions == \
         {"messages.*", "membership.JoinGroup"}

@@ -32,7 +32,7 @@ __all__ = ["Holder", "holder_from_names", "ROLE_URI", "ALLOW_URI", "SERVICES", "
 ROLE_URI = "chorus:role/"    # + role
 ALLOW_URI = "chorus:allow/"  # + permission
 
-# Short service name -> the full gRPC service name, read from the contracts so it cannot drift.
+# Short service name (as permissions spell it) -> the service, read from the contracts so it cannot drift.
 SERVICES = {
     "auth": auth_pb2.DESCRIPTOR.services_by_name["Auth"],
     "membership": membership_pb2.DESCRIPTOR.services_by_name["Membership"],

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzzing import EXAMPLES, FULL_RUN, GRPC_SERVICES, Figures, Fuzzer, assert_stack_alive, fuzz_settings, tracebacks
-from chorus.common.grpctls import channel
+from chorus.common.grpctls import channel as tls_channel
 from chorus.wire.pb import auth_pb2, membership_pb2, messages_pb2
 from generic_grpc import backend_tls
 
@@ -45,7 +45,7 @@ def target(fuzz_stack):
     before = tracebacks(fuzz_stack)
     fuzzer = Fuzzer(fuzz_stack, "grpcfuzz")
     tls = backend_tls(fuzz_stack.keys)  # a backend allowed every method: the fuzzer tests what is past the gate
-    channels = {port: channel(f"127.0.0.1:{fuzz_stack.ports[port]}", tls) for port in GRPC_SERVICES}
+    channels = {port: tls_channel(f"127.0.0.1:{fuzz_stack.ports[port]}", tls) for port in GRPC_SERVICES}
     figures = Figures("gRPC (hypothesis, via reflection)")
     yield {"channels": channels, "figures": figures,
            "known": [fuzzer.user["id"], fuzzer.group_id, fuzzer.token, fuzzer.username]}

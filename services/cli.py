@@ -19,13 +19,13 @@ __all__ = ["main"]
 
 # subcommand -> (module with add_arguments/settings_from_args, module with run, help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "up": ("chorus.launcher", "chorus.launcher",
+    "up": ("chorus.launcher.config", "chorus.launcher.up",
            "run every service, restarted when one dies (embedded default, SQLite); only the page on --host"),
     "auth": ("chorus.auth.config", "chorus.auth.main", "accounts, passwords and tokens (gRPC)"),
     "membership": ("chorus.membership.config", "chorus.membership.main", "groups and members (gRPC)"),
     "broker": ("chorus.broker.config", "chorus.broker.main", "ZeroMQ message broker"),
     "webgate": ("chorus.webgate.config", "chorus.webgate.main", "web page, HTTP API and WebSockets"),
-    "keys": ("chorus.common.keys", "chorus.common.keys",
+    "keys": ("chorus.common.keyscommand", "chorus.common.keyscommand",
              "make (or complete) the keys that authenticate and encrypt internal traffic"),
     "health": ("chorus.healthcheck", "chorus.healthcheck", "ask whether a service is up (container health checks)"),
 }

@@ -1,9 +1,14 @@
 """`chorus health`: is a Chorus service answering? For container HEALTHCHECKs and scripts.
 
-    chorus health grpc 127.0.0.1:50051      # standard grpc.health.v1 check (auth, membership, broker)
+    chorus health grpc 127.0.0.1:50051 --keys-dir DIR/auth   # grpc.health.v1 (auth, membership, broker)
     chorus health http http://127.0.0.1:8080/healthz
 
-Exit code 0 when healthy, 1 when not (with one line on stderr saying why).
+A gRPC check speaks mutual TLS like every other caller, with the certificate in
+``--keys-dir`` (a service's own folder will do: any certificate from the deployment's
+CA may ask for health), or plaintext with ``--insecure-plaintext``.
+
+Exit code 0 when healthy, 1 when not (with one line on stderr saying why), 2 when
+the keys cannot be used.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from chorus.common.config import PositiveFloat, parse_host_port
+from chorus.common.config import INSECURE_PLAINTEXT, KEYS_DIR, OptionalPath, PositiveFloat, parse_host_port
+from chorus.common.keysdir import KeysError
 from chorus.common.settings import Setting, add_flags, named, read, table
 
 __all__ = ["Probe", "add_arguments", "settings_from_args", "run"]
@@ -30,6 +36,8 @@ class Probe:
     target: str     # HOST:PORT or URL
     timeout_secs: Annotated[PositiveFloat, Setting(
         "--timeout-secs", "CHORUS_HEALTH_TIMEOUT_SECS", "give up after this long")] = DEFAULT_TIMEOUT_SECS
+    keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
+    insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
 
 
 _TABLE = table(Probe)
@@ -53,7 +61,11 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Prob
 
 
 def run(probe: Probe) -> int:
-    problem = _grpc(probe) if probe.kind == "grpc" else _http(probe)
+    try:
+        problem = _grpc(probe) if probe.kind == "grpc" else _http(probe)
+    except KeysError as exc:
+        print(f"chorus health: {exc}", file=sys.stderr)
+        return 2
     if problem:
         print(f"unhealthy: {probe.target}: {problem}", file=sys.stderr)
         return 1
@@ -64,7 +76,10 @@ def _grpc(probe: Probe) -> str | None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(probe.target) as channel:
+    from chorus.common.grpctls import ClientTls, channel as open_channel
+
+    tls = ClientTls.for_service(probe.keys_dir, probe.insecure_plaintext)
+    with open_channel(probe.target, tls) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=probe.timeout_secs)

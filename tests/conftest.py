@@ -70,6 +70,11 @@ class Stack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def keys(self) -> Path:
+        """The internal traffic's keys `chorus up` made (DATA_DIR/keys, its CA included)."""
+        return self.data_dir / "keys"
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
@@ -176,14 +181,16 @@ def people(api, stack):
 @pytest.fixture
 def services(tmp_path):
     """The four services started one by one (as compose runs them) on port 0, each killable
-    alone; yields ({name: Service}, webgate base URL) and checks each stops cleanly."""
+    alone; yields ({name: Service}, webgate base URL) and checks each stops cleanly. Their keys
+    (`chorus keys`) are in tmp_path/keys."""
     env = service_env(secrets.token_urlsafe(32))
     data = ["--data-dir", str(tmp_path / "data")]
     keys = ensure_keys(tmp_path / "keys")  # the internal traffic's keys, as `chorus keys` makes them
     router = f"tcp://127.0.0.1:{free_port()}"  # membership is told it before the broker starts
     started: dict[str, Service] = {}
     try:
-        started["auth"] = Service("auth", ["--listen", "127.0.0.1:0", *data], env, tmp_path).start()
+        started["auth"] = Service("auth", ["--listen", "127.0.0.1:0", *data, "--keys-dir", str(keys / "auth")],
+                                  env, tmp_path).start()
         membership = started["membership"] = Service("membership", [
             "--listen", "127.0.0.1:0", *data, "--broker-router", router,
             "--auth", started["auth"].address("grpc"), "--keys-dir", str(keys / "membership")],

@@ -23,6 +23,7 @@ import requests
 from hypothesis import HealthCheck, Phase, settings
 
 from chat import unique
+from chorus.common.grpctls import ClientTls, channel
 from generic_grpc import assert_serving
 
 EXAMPLES = int(os.environ.get("CHORUS_FUZZ_EXAMPLES", "300"))
@@ -77,9 +78,10 @@ def assert_stack_alive(stack, figures: Figures, tracebacks_before: int) -> None:
         figures.crashes += 1
     else:
         for port_name, services in GRPC_SERVICES.items():
-            with grpc.insecure_channel(f"127.0.0.1:{stack.ports[port_name]}") as channel:
+            # any certificate of the stack may ask for health: auth's own, as its container's check does
+            with channel(f"127.0.0.1:{stack.ports[port_name]}", ClientTls.load(stack.keys / "auth")) as health:
                 for service in services:
-                    assert_serving(channel, service)
+                    assert_serving(health, service)
     figures.crashes += tracebacks(stack) - tracebacks_before
     assert figures.crashes == 0, f"{figures}:\n{stack.log()[-5000:]}"
 

@@ -14,9 +14,10 @@ Each table lists the answer every caller must get; a test reports every cell
 that differs at once. Groups are open: joining needs only a login, and the
 owner has no powers a member lacks (there is no delete or kick).
 
-gRPC services are internal (trusted network, see docs/reliability.md): they
-take the acting account from the request and do not authenticate the peer.
-Their table says what each method checks of its arguments.
+gRPC services take only callers with a client certificate from the deployment's
+CA, each role only the methods it may call (tests/test_grpc_tls.py). Past that they
+take the acting account from the request: their table, called as a backend allowed
+every method, says what each method checks of its arguments.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import pytest_asyncio
 from chat import Api, Person, assert_delivered_to, assert_nothing_arrives, unique
 from chorus.auth.tokens import TokenSigner
 from chorus.webgate.app import OPENAPI_PATH
-from generic_grpc import method_without_stubs
+from chorus.common.grpctls import channel
+from generic_grpc import backend_tls, method_without_stubs
 
 GROUP = "{group}"  # replaced by the world's group id in paths and bodies
 OK, CREATED, NO_CONTENT = 200, 201, 204
@@ -325,9 +327,10 @@ async def test_grpc_methods(world):
               "revoked": world.revoked, "account": world.member.user["id"], "outsider": world.outsider.user["id"],
               "group": world.group["id"], "new_group_name": unique("grpcauthz")}
     wrong = []
+    tls = backend_tls(world.stack.keys)
     for port, service, method, fields, expected in GRPC_MATRIX:
-        with grpc.insecure_channel(f"127.0.0.1:{world.stack.ports[port]}") as channel:
-            call, request_class = method_without_stubs(channel, service, method)
+        with channel(f"127.0.0.1:{world.stack.ports[port]}", tls) as open_channel:
+            call, request_class = method_without_stubs(open_channel, service, method)
             request = request_class(**{k: _filled(v, values) for k, v in fields.items()})
             try:
                 await asyncio.to_thread(call, request, timeout=5)

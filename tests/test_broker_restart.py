@@ -9,7 +9,7 @@ import signal
 import aiohttp
 
 from chat import Api, Person, assert_delivered_to
-from generic_grpc import call_without_stubs
+from generic_grpc import backend_tls, call_without_stubs
 
 RECOVERY_SECS = 15  # heartbeat 1 s + reconnect; generous for a loaded CI machine
 
@@ -40,7 +40,7 @@ async def test_pages_keep_working_after_the_broker_is_killed_and_restarted(servi
         assert [m["text"] for m in history["messages"]] == ["after", "before"]
 
 
-async def test_a_page_that_stays_open_gets_what_the_new_broker_sent_before_its_gateway_was_back(services):
+async def test_a_page_that_stays_open_gets_what_the_new_broker_sent_before_its_gateway_was_back(services, tmp_path):
     """The gateway's subscriptions reach a restarted broker only after it reconnects;
     what was published before then is caught up from history, with no resume by the page."""
     started, base_url = services
@@ -57,7 +57,8 @@ async def test_a_page_that_stays_open_gets_what_the_new_broker_sent_before_its_g
             args = started["broker"].args
             reply = await asyncio.to_thread(
                 call_without_stubs, args[args.index("--grpc-listen") + 1], "chorus.messages.v1.Messages",
-                "PostMessage", group_id=group["id"], sender_name="Billing", text="while the gateway was away")
+                "PostMessage", tls=backend_tls(tmp_path / "keys", "billing", "messages.PostMessage"),
+                group_id=group["id"], sender_name="Billing", text="while the gateway was away")
         finally:
             gateway.send_signal(signal.SIGCONT)
         frames = [await page.expect("message", timeout=RECOVERY_SECS, text="while the gateway was away")

@@ -127,14 +127,21 @@ def test_health_probe_tells_a_serving_service_from_a_closed_port(stack):
         return subprocess.run([sys.executable, "-m", "chorus", "health", *argv],
                               capture_output=True, text=True, timeout=30)
 
-    for kind, target in [("grpc", f"127.0.0.1:{stack.ports['auth']}"),
-                         ("grpc", f"127.0.0.1:{stack.ports['membership']}"),
-                         ("grpc", f"127.0.0.1:{stack.ports['broker-grpc']}"),
-                         ("http", f"{stack.base_url}/healthz")]:
-        assert probe(kind, target).returncode == 0, target
+    # each with the service's own keys folder, as its container's HEALTHCHECK does
+    for target, keys in [(f"127.0.0.1:{stack.ports['auth']}", "auth"),
+                         (f"127.0.0.1:{stack.ports['membership']}", "membership"),
+                         (f"127.0.0.1:{stack.ports['broker-grpc']}", "broker")]:
+        answer = probe("grpc", target, "--keys-dir", str(stack.keys / keys))
+        assert answer.returncode == 0, (target, answer.stderr)
+        without_a_certificate = probe("grpc", target, "--insecure-plaintext", "--timeout-secs", "1")
+        assert without_a_certificate.returncode == 1 and "unhealthy" in without_a_certificate.stderr
+    assert probe("http", f"{stack.base_url}/healthz").returncode == 0
+    nowhere = probe("grpc", f"127.0.0.1:{stack.ports['auth']}")
+    assert nowhere.returncode == 2 and "--keys-dir is needed" in nowhere.stderr
     with socket.socket() as held:  # bound, never listening: connections to it are refused
         held.bind(("127.0.0.1", 0))
-        closed = probe("grpc", f"127.0.0.1:{held.getsockname()[1]}", "--timeout-secs", "0.5")
+        closed = probe("grpc", f"127.0.0.1:{held.getsockname()[1]}", "--timeout-secs", "0.5",
+                       "--keys-dir", str(stack.keys / "auth"))
     assert closed.returncode == 1 and "unhealthy" in closed.stderr
     missing = probe("http", f"{stack.base_url}/no-such-page")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr

@@ -21,7 +21,7 @@ from faultload import Crowd, stored_seqs
 from processes import Service, service_env
 
 from chat import Api, Person, assert_delivered_to
-from generic_grpc import call_without_stubs
+from generic_grpc import backend_tls, call_without_stubs
 from chorus.common.keys import ensure_keys
 from chorus.wire.cluster import rendezvous_owner
 
@@ -44,7 +44,7 @@ class ClusterStack:
         self.started: dict[str, Service] = {}
 
     def start(self) -> None:
-        auth = self._start("auth", ["--listen", "127.0.0.1:0"])
+        auth = self._start("auth", ["--listen", "127.0.0.1:0", "--keys-dir", str(self.keys / "auth")])
         membership = self._start("membership", [
             "--listen", "127.0.0.1:0", "--broker-seeds", self.seeds, "--auth", auth.address("grpc"),
             "--keys-dir", str(self.keys / "membership")])
@@ -192,11 +192,12 @@ async def test_a_backend_posts_through_any_brokers_messages_service_into_any_gro
         owners = {rendezvous_owner(g["id"], ["b1", "b2", "b3"]) for g in groups}
         assert len(owners) > 1, "the groups are spread over the brokers"
         page = await alice.open_page()
+        tls = backend_tls(cluster.keys, allow="messages.PostMessage")
         for broker in ("b1", "b2", "b3"):
             address = cluster.started[broker].address("grpc")
             for n, group in enumerate(groups):
                 reply = await asyncio.to_thread(
-                    call_without_stubs, address, "chorus.messages.v1.Messages", "PostMessage",
+                    call_without_stubs, address, "chorus.messages.v1.Messages", "PostMessage", tls=tls,
                     group_id=group["id"], sender_name="Billing", text=f"via {broker}",
                     idempotency_key=f"{broker}-{n}")
                 assert reply.seq == {"b1": 1, "b2": 2, "b3": 3}[broker]

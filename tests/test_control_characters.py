@@ -18,9 +18,11 @@ import psycopg
 import pytest
 
 from chat import Api, Person, unique
+from chorus.common.grpctls import channel
 from chorus.wire.pb import (auth_pb2, auth_pb2_grpc, membership_pb2, membership_pb2_grpc, messages_pb2,
                        messages_pb2_grpc)
 from conftest import _libpq_url, _with_search_path, running_stack
+from generic_grpc import backend_tls
 
 GRPC_TIMEOUT_SECS = 5
 
@@ -111,9 +113,10 @@ async def test_grpc_requests_with_nul_are_invalid_argument_and_every_service_kee
     ports = any_stack.ports
 
     def calls() -> list[tuple[str, grpc.StatusCode]]:
-        with grpc.insecure_channel(f"127.0.0.1:{ports['auth']}") as auth_channel, \
-             grpc.insecure_channel(f"127.0.0.1:{ports['membership']}") as membership_channel, \
-             grpc.insecure_channel(f"127.0.0.1:{ports['broker-grpc']}") as messages_channel:
+        tls = backend_tls(any_stack.keys)
+        with channel(f"127.0.0.1:{ports['auth']}", tls) as auth_channel, \
+             channel(f"127.0.0.1:{ports['membership']}", tls) as membership_channel, \
+             channel(f"127.0.0.1:{ports['broker-grpc']}", tls) as messages_channel:
             auth = auth_pb2_grpc.AuthStub(auth_channel)
             membership = membership_pb2_grpc.MembershipStub(membership_channel)
             messages = messages_pb2_grpc.MessagesStub(messages_channel)

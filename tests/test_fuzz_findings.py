@@ -7,7 +7,8 @@ import asyncio
 import aiohttp
 import grpc
 
-from generic_grpc import method_without_stubs
+from chorus.common.grpctls import channel
+from generic_grpc import backend_tls, method_without_stubs
 
 
 async def test_a_seq_past_63_bits_is_refused_and_the_broker_keeps_serving(people, stack):
@@ -18,8 +19,9 @@ async def test_a_seq_past_63_bits_is_refused_and_the_broker_keeps_serving(people
     group = await alice.create_group()
     page = await alice.open_page()
     await page.post_and_ack(group, "still here")
-    with grpc.insecure_channel(f"127.0.0.1:{stack.ports['broker-grpc']}") as channel:
-        call, request = method_without_stubs(channel, "chorus.messages.v1.Messages", "ListMessages")
+    with channel(f"127.0.0.1:{stack.ports['broker-grpc']}",
+                 backend_tls(stack.keys, "reader", "messages.ListMessages")) as open_channel:
+        call, request = method_without_stubs(open_channel, "chorus.messages.v1.Messages", "ListMessages")
         for fields in ({"before_seq": 2**64 - 1}, {"after_seq": 2**63}):
             try:
                 await asyncio.to_thread(call, request(group_id=group["id"], **fields), timeout=5)

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from chorus.common import readiness
+from chorus.common.keys import ensure_keys
 from processes import Service, service_env
 
 
@@ -43,7 +44,8 @@ def start(tmp_path):
 
 
 def test_auth_reports_the_port_it_bound(start, tmp_path):
-    auth = start("auth", ["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)])
+    auth = start("auth", ["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+                          "--keys-dir", str(ensure_keys(tmp_path / "keys") / "auth")])
     assert set(auth.ready) == {"service", "pid", "grpc"}
     assert not auth.address("grpc").endswith(":0") and reachable(auth.address("grpc"))
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Annotated
 
 from chorus.auth.tokens import MIN_KEY_BYTES
-from chorus.common.config import (HostPort, OptionalPath, PositiveFloat, PositiveInt, ReadyFile, database_rows,
-                                  ready_file_setting, resolve_database_url)
+from chorus.common.config import (INSECURE_PLAINTEXT, KEYS_DIR, HostPort, OptionalPath, PositiveFloat, PositiveInt,
+                                  ReadyFile, database_rows, ready_file_setting, resolve_database_url)
 from chorus.common.ratelimit import Rate
 from chorus.common.settings import Row, Setting, add_flags, read, table
 from chorus.wire.endpoints import DEFAULT_AUTH_ADDRESS
@@ -63,6 +63,8 @@ class Settings:
         "--device-token-ttl-secs", "CHORUS_DEVICE_TOKEN_TTL_SECS",
         "how long a device stays known after a login (the gateway's device cookie)",
     )] = DEFAULT_DEVICE_TOKEN_TTL_SECS
+    keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
+    insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False
     ready_file: Annotated[ReadyFile, ready_file_setting("auth")] = None
 
     @property

@@ -4,7 +4,7 @@ Once serving it writes its readiness line (chorus.common.readiness) on stdout:
 ``CHORUS-READY {"service": "auth", "pid": ..., "grpc": "HOST:PORT"}``.
 
 Exit codes: 0 after a signalled shutdown, 1 when the database cannot be
-opened, 2 for a bad database URL or an address that cannot be bound.
+opened, 2 for a bad database URL, unusable keys or an address that cannot be bound.
 """
 
 from __future__ import annotations
@@ -24,11 +24,17 @@ from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
+from chorus.common.grpctls import ServerTls
+from chorus.common.keysdir import KeysError
 
 __all__ = ["run"]
 
 
 def run(settings: Settings) -> int:
+    try:
+        tls = ServerTls.for_service(settings.keys_dir, settings.insecure_plaintext)
+    except KeysError as exc:
+        return _fail(str(exc), code=2)
     try:
         engine = create_db_engine(settings.database_url)
     except ValueError as exc:
@@ -43,7 +49,7 @@ def run(settings: Settings) -> int:
                                 login_failures=settings.login_failures,
                                 device_login_failures=settings.device_login_failures)
         try:
-            server, port = create_server(settings.listen, servicer, max_workers=settings.max_workers)
+            server, port = create_server(settings.listen, servicer, max_workers=settings.max_workers, tls=tls)
         except OSError as exc:
             return _fail(str(exc), code=2)
         address = join_host_port(parse_host_port(settings.listen)[0], port)

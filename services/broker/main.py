@@ -27,7 +27,9 @@ from sqlalchemy.exc import OperationalError
 from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
 from chorus.common.db import create_db_engine
-from chorus.common.curve import KeysError, ServerCurve
+from chorus.common.curve import ServerCurve
+from chorus.common.grpctls import ClientTls, ServerTls, channel
+from chorus.common.keysdir import KeysError, service_folder
 from chorus.common.ids import new_id
 
 from chorus.wire.cluster import Node
@@ -71,7 +73,9 @@ def run(settings: Settings) -> int:
 
 def _serve(settings: Settings, store: MessageStore, cluster_tables: ClusterStore | None) -> int:
     try:
-        curve = ServerCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+        keys = service_folder(settings.keys_dir, settings.insecure_plaintext)
+        curve, server_tls, client_tls = ((ServerCurve.load(keys), ServerTls.load(keys), ClientTls.load(keys))
+                                         if keys else (None, None, None))
     except KeysError as exc:
         return _fail(str(exc), code=2)
     broker_id = new_id("b")
@@ -97,7 +101,7 @@ def _serve(settings: Settings, store: MessageStore, cluster_tables: ClusterStore
         curve=curve,
         hand_over_secs=settings.hand_over_secs if member is not None else 0.0,
     )
-    channel = grpc.insecure_channel(settings.membership_address)
+    membership = channel(settings.membership_address, client_tls)
     client = None
     try:
         try:
@@ -111,9 +115,10 @@ def _serve(settings: Settings, store: MessageStore, cluster_tables: ClusterStore
             client = OwnerClients(client, lambda router: BrokerClient(
                 server.context, router, client_id=f"{broker_id}-fwd", timeout_secs=settings.backend_timeout_secs,
                 curve=curve.as_client() if curve is not None else None))
-        servicer = MessagesServicer(client, MembershipGroups(channel), timeout_secs=settings.backend_timeout_secs)
+        servicer = MessagesServicer(client, MembershipGroups(membership), timeout_secs=settings.backend_timeout_secs)
         try:
-            grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers)
+            grpc_server, port = create_server(settings.grpc_listen, servicer, max_workers=settings.max_workers,
+                                            tls=server_tls)
         except OSError as exc:
             return _fail(f"--grpc-listen: {exc}", code=2)
         grpc_server.start()
@@ -131,7 +136,7 @@ def _serve(settings: Settings, store: MessageStore, cluster_tables: ClusterStore
     finally:
         if client is not None:
             client.close()
-        channel.close()
+        membership.close()
         server.close()
 
 

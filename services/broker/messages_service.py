@@ -28,6 +28,7 @@ import zmq
 from chorus.common.brokerlink import ThreadBrokerLink
 from chorus.common.grpcerrors import reports_errors
 from chorus.common.grpcserver import create_grpc_server
+from chorus.common.grpctls import ServerTls
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from chorus.common.curve import ClientCurve
@@ -224,11 +225,14 @@ class MessagesServicer(pb_grpc.MessagesServicer):
         return self._broker.ask(deadline, expected, **kind)
 
 
-def create_server(address: str, servicer: MessagesServicer, *, max_workers: int) -> tuple[grpc.Server, int]:
-    """A bound, not yet started server and its port (``address`` may use port 0); OSError if taken."""
+def create_server(address: str, servicer: MessagesServicer, *, max_workers: int,
+                  tls: ServerTls | None = None) -> tuple[grpc.Server, int]:
+    """A bound, not yet started server and its port (``address`` may use port 0); OSError if taken.
+    ``tls``: mutual TLS and per-role authorisation (None: plaintext)."""
     return create_grpc_server(
         address,
         add_servicers=lambda server: pb_grpc.add_MessagesServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
         max_workers=max_workers,
+        tls=tls,
     )

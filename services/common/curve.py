@@ -34,6 +34,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from .keysdir import KeysError
+
 __all__ = ["ClientCurve", "ServerCurve", "KeysError", "ROUTER_DOMAIN", "PUB_DOMAIN", "ROLES_BY_DOMAIN",
            "OWN_SECRET", "BROKER_PUBLIC", "CLIENTS_DIR"]
 
@@ -47,26 +49,6 @@ ROLES_BY_DOMAIN = {ROUTER_DOMAIN: frozenset({"gateway", "membership", "broker"})
 OWN_SECRET = "curve.key_secret"   # in every service's keys folder: its own key pair
 BROKER_PUBLIC = "broker.key"      # in each client's folder: the broker's public key
 CLIENTS_DIR = "clients"           # in the broker's folder: every client's public certificate
-
-
-class KeysError(ValueError):
-    """No keys and no --insecure-plaintext, a keys folder missing a file, or a file that is not a
-    CURVE certificate; the message names the setting or the file."""
-
-
-def _folder(keys_dir: Path | None, insecure_plaintext: bool) -> Path | None:
-    """The folder to load keys from; None when a person chose plaintext on purpose."""
-    if keys_dir is not None:
-        folder = keys_dir.expanduser()
-        if not folder.is_dir():
-            raise KeysError(f"--keys-dir: {keys_dir} is not a folder")
-        return folder
-    if insecure_plaintext:
-        log.warning("internal traffic is NOT authenticated or encrypted (--insecure-plaintext)")
-        return None
-    raise KeysError("--keys-dir is needed: internal traffic is authenticated and encrypted (`chorus keys DIR` "
-                    "makes the keys; `chorus up` does it for you), or give --insecure-plaintext on a network "
-                    "nobody else can reach")
 
 
 def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
@@ -88,11 +70,6 @@ class ClientCurve:
     server_public: bytes
 
     @classmethod
-    def for_service(cls, keys_dir: Path | None, insecure_plaintext: bool) -> "ClientCurve | None":
-        folder = _folder(keys_dir, insecure_plaintext)
-        return None if folder is None else cls.load(folder)
-
-    @classmethod
     def load(cls, folder: Path) -> "ClientCurve":
         public, secret = _load(folder / OWN_SECRET, secret=True)
         server_public, _ = _load(folder / BROKER_PUBLIC, secret=False)
@@ -111,11 +88,6 @@ class ServerCurve:
     public: bytes
     secret: bytes
     roles: dict[bytes, str]
-
-    @classmethod
-    def for_service(cls, keys_dir: Path | None, insecure_plaintext: bool) -> "ServerCurve | None":
-        folder = _folder(keys_dir, insecure_plaintext)
-        return None if folder is None else cls.load(folder)
 
     @classmethod
     def load(cls, folder: Path) -> "ServerCurve":

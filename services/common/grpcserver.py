@@ -1,8 +1,13 @@
-"""gRPC server setup shared by auth and membership.
+"""gRPC server setup shared by auth, membership and the broker's Messages service.
 
-Every server gets the stock health service (each service name reported
-SERVING) and server reflection, so other backends can call us with generic
-tooling (grpcurl, reflection clients) and no copy of our stubs.
+With TLS (``tls``, the default outside tests) the server takes only callers with a
+client certificate from the deployment's CA, and each call only if the caller's
+role may make it (chorus.common.grpctls).
+
+Every server gets the stock health service (each service name reported SERVING)
+and server reflection, open to every caller past the handshake, so other
+backends can call us with generic tooling (grpcurl, reflection clients) and no
+copy of our stubs.
 
 A request whose bytes do not decode as the method's message is the caller's
 fault: it is answered INVALID_ARGUMENT (grpcio's own answer would be INTERNAL
@@ -20,6 +25,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .grpctls import AuthorizeCalls, ServerTls
+
 __all__ = ["create_grpc_server", "serve_until_signalled"]
 
 
@@ -29,15 +36,20 @@ def create_grpc_server(
     add_servicers: Callable[[grpc.Server], None],
     service_names: Sequence[str],
     max_workers: int,
+    tls: ServerTls | None = None,
 ) -> tuple[grpc.Server, int]:
     """A started-but-not-running server bound to ``address``; returns it and the bound port.
 
-    ``address`` may use port 0 (tests): the returned port is the real one.
+    ``address`` may use port 0 (tests): the returned port is the real one. ``tls``: the
+    server's certificate and CA (None: plaintext, for --insecure-plaintext).
     Raises ``OSError`` when the address cannot be bound.
     """
+    # Authorisation first: a caller that may not call a method learns nothing about it,
+    # not even whether its request decodes.
+    interceptors = [AuthorizeCalls()] if tls is not None else []
     # No SO_REUSEPORT: a second server on a taken port must fail, not silently share it.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         interceptors=[_UndecodableIsInvalidArgument()],
+                         interceptors=[*interceptors, _UndecodableIsInvalidArgument()],
                          options=[("grpc.so_reuseport", 0)])
     add_servicers(server)
     health_servicer = health.HealthServicer()
@@ -48,7 +60,8 @@ def create_grpc_server(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_insecure_port(address) if tls is None
+                else server.add_secure_port(address, tls.credentials()))
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
     if port == 0:

@@ -1,10 +1,7 @@
 """`chorus up`: every service as its own process, supervised; only the page on a public address.
 
 config.py: the settings; plan.py: what runs where (no I/O); child.py: one process and
-its output; supervisor.py: restarts with backoff; up.py: start, watch, stop.
+its output; supervisor.py: restarts with backoff; up.py: start, watch, stop. Nothing is
+imported here, so that reading `chorus up`'s flags (chorus.cli builds every command's parser)
+does not load what only running it needs.
 """
-
-from chorus.launcher.config import Settings, add_arguments, settings_from_args
-from chorus.launcher.up import ensure_token_key, run
-
-__all__ = ["Settings", "add_arguments", "settings_from_args", "run", "ensure_token_key"]

@@ -10,8 +10,10 @@
 - ``--brokers N`` (N > 1, PostgreSQL only) runs a cluster: brokers broker (node
   broker-1), broker-2 ... broker-N, their ROUTERs on fixed ports 100 apart;
   membership and webgate are given all of them as seeds.
-- The broker and its clients are given their own folder of DATA_DIR/keys
-  (``keys_root``): ZeroMQ traffic is authenticated and encrypted here too.
+- Every service is given its own folder of DATA_DIR/keys (``keys_root``): ZeroMQ
+  (CURVE) and gRPC (mutual TLS) traffic is authenticated and encrypted here too. The
+  gRPC servers' certificates name the internal address they are reached at
+  (``server_names``).
 - The sites whose tokens sign people in, and the origins allowed to open
   WebSockets, are webgate's: given to `chorus up`, they are passed on to it.
 """
@@ -24,7 +26,8 @@ from chorus.common.config import join_host_port
 from chorus.common.sites import site_flags
 from chorus.launcher.config import PORT_FIELDS, Settings
 
-__all__ = ["SERVICES", "services", "initial_ports", "learned", "command", "keys_root", "page_url", "addresses"]
+__all__ = ["SERVICES", "services", "initial_ports", "learned", "command", "keys_root", "server_names", "page_url",
+           "addresses"]
 
 SERVICES = ("auth", "membership", "broker", "webgate")
 CLUSTER_ROUTER_PORT_STEP = 100  # broker k's ROUTER listens on --broker-router-port + 100 * (k - 1)
@@ -96,7 +99,7 @@ def command(service: str, settings: Settings, ports: Ports, python: str) -> list
     brokers = (["--broker-seeds", _routers(settings, ports)] if cluster else
                ["--broker-router", f"tcp://{at('broker_router_port')}"])
     commands = {
-        "auth": ["--listen", listen("auth_port"), *data],
+        "auth": ["--listen", listen("auth_port"), *data, *keys("auth")],
         "membership": ["--listen", listen("membership_port"), *data, *brokers, "--auth", at("auth_port"),
                        *keys("membership")],
         "webgate": ["--listen", join_host_port(settings.host, ports["http_port"]),
@@ -115,6 +118,13 @@ def _site_flags(settings: Settings) -> list[str]:
 def keys_root(settings: Settings) -> Path:
     """Where `chorus up` keeps the internal traffic's keys (chorus.common.keys makes them)."""
     return settings.data_dir / "keys"
+
+
+def server_names(settings: Settings) -> list[str]:
+    """Names the gRPC servers' certificates must hold besides loopback's: the address the
+    services are reached at, when ``internal_host`` is not loopback or a wildcard."""
+    reached = _WILDCARDS.get(settings.internal_host, settings.internal_host)
+    return [] if reached in ("127.0.0.1", "::1", "localhost") else [reached]
 
 
 def page_url(settings: Settings, ports: Ports) -> str:

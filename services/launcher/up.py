@@ -28,7 +28,9 @@ from chorus.common import readiness
 from chorus.launcher.child import Child, StartFailed
 from chorus.launcher.config import Settings
 from chorus.common.keys import ensure_keys
-from chorus.launcher.plan import addresses, services, command, initial_ports, keys_root, learned, page_url
+from chorus.common.keysdir import KeysError
+from chorus.launcher.plan import (addresses, command, initial_ports, keys_root, learned, page_url, server_names,
+                                  services)
 from chorus.launcher.supervisor import Death, Supervisor
 
 __all__ = ["run", "ensure_token_key"]
@@ -51,7 +53,11 @@ def run(settings: Settings) -> int:
     env = dict(settings.child_env)
     if not env.get("CHORUS_TOKEN_KEY") and not env.get("CHORUS_TOKEN_KEY_FILE"):
         env["CHORUS_TOKEN_KEY_FILE"] = str(ensure_token_key(settings.data_dir))
-    ensure_keys(keys_root(settings))
+    try:
+        ensure_keys(keys_root(settings), server_names=server_names(settings))
+    except KeysError as exc:
+        _say(f"cannot make the internal traffic's keys: {exc}")
+        return 1
     stopping = threading.Event()  # a signal, or a service that keeps dying
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.set())

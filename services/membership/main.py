@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import sys
 
-import grpc
 import zmq
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from chorus.common import readiness
 from chorus.common.config import join_host_port, parse_host_port
-from chorus.common.curve import ClientCurve, KeysError
+from chorus.common.curve import ClientCurve
 from chorus.common.db import create_db_engine
 from chorus.common.grpcserver import serve_until_signalled
+from chorus.common.grpctls import ClientTls, ServerTls, channel
+from chorus.common.keysdir import KeysError, service_folder
 from chorus.membership.accounts import AuthAccounts
 from chorus.membership.broker_notifier import BrokerNotifier, Notifier, NullNotifier
 from chorus.membership.cluster_notifier import ClusterNotifier
@@ -38,11 +39,18 @@ __all__ = ["run"]
 
 def run(settings: Settings) -> int:
     try:
+        keys = service_folder(settings.keys_dir, settings.insecure_plaintext)
+        server_tls, client_tls = (ServerTls.load(keys), ClientTls.load(keys)) if keys else (None, None)
+        curve = (ClientCurve.load(keys) if keys and (settings.broker_router is not None or settings.broker_seeds)
+                 else None)
+    except KeysError as exc:
+        return _fail(str(exc), code=2)
+    try:
         engine = create_db_engine(settings.database_url)
     except ValueError as exc:
         return _fail(str(exc), code=2)
     notifier: Notifier = NullNotifier()
-    auth_channel = grpc.insecure_channel(settings.auth_address)
+    auth_channel = channel(settings.auth_address, client_tls)
     try:
         migrate(engine)
         store = MembershipStore(
@@ -51,11 +59,6 @@ def run(settings: Settings) -> int:
             max_groups_per_account=settings.max_groups_per_account,
         )
         if settings.broker_router is not None or settings.broker_seeds:
-            try:
-                curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
-            except KeysError as exc:
-                return _fail(str(exc), code=2)
-
             def make_notifier(router: str) -> BrokerNotifier:
                 return BrokerNotifier(router, max_queued_changes=settings.broker_max_queued_changes,
                                       snapshot_source=store.memberships_page, curve=curve)
@@ -69,7 +72,7 @@ def run(settings: Settings) -> int:
                 return _fail(f"--broker-router {settings.broker_router}: {exc}", code=2)
             notifier = broker_notifier
         try:
-            server, port = create_server(settings.listen, store, settings, notifier=notifier,
+            server, port = create_server(settings.listen, store, settings, notifier=notifier, tls=server_tls,
                                          accounts=AuthAccounts(auth_channel,
                                                                timeout_secs=settings.auth_timeout_secs))
         except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from chorus.common.grpcserver import create_grpc_server
+from chorus.common.grpctls import ServerTls
 from chorus.membership.accounts import Accounts
 from chorus.membership.broker_notifier import Notifier, NullNotifier
 from chorus.membership.config import Settings
@@ -20,13 +21,14 @@ SERVICE_NAME = membership_pb2.DESCRIPTOR.services_by_name["Membership"].full_nam
 
 def create_server(
     address: str, store: MembershipStore, settings: Settings, *, accounts: Accounts,
-    notifier: Notifier | None = None
+    notifier: Notifier | None = None, tls: ServerTls | None = None
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server and its port (``address`` may use port 0).
 
     ``accounts`` says which account ids exist (accounts.AuthAccounts asks auth). ``notifier``
     hears every committed join and leave (default: nobody). The caller owns both and closes
-    them after the server has stopped. Raises OSError when ``address`` cannot be bound.
+    them after the server has stopped. ``tls``: mutual TLS and per-role authorisation (None:
+    plaintext). Raises OSError when ``address`` cannot be bound.
     """
     servicer = MembershipServicer(store, accounts, notifier or NullNotifier())
     return create_grpc_server(
@@ -34,4 +36,5 @@ def create_server(
         add_servicers=lambda server: membership_pb2_grpc.add_MembershipServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
         max_workers=settings.max_workers,
+        tls=tls,
     )

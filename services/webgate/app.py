@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import grpc
 from aiohttp import WSCloseCode, web
 
 from chorus.common.ids import new_id
@@ -14,6 +13,7 @@ from chorus.common.ratelimit import KeyedLimiter, Rate
 
 from chorus.common.brokerlink import AsyncBrokerLink
 from chorus.common.curve import ClientCurve
+from chorus.common.grpctls import ClientTls, aio_channel
 
 from .backends import AuthClient, MembershipClient
 from .broker import Publications, ZmqBroker
@@ -52,9 +52,10 @@ SDK_HEADERS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy
 
 
 def create_app(settings: Settings, *, curve: ClientCurve | None = None,
-               site_tokens: SiteTokens | None = None) -> web.Application:
+               tls: ClientTls | None = None, site_tokens: SiteTokens | None = None) -> web.Application:
     """The application; backends connect on startup and close on cleanup. ``curve``: this
-    gateway's keys for the broker (None: plaintext, for --insecure-plaintext). ``site_tokens``:
+    gateway's keys for the broker, ``tls``: its certificate for auth and membership (None:
+    plaintext, for --insecure-plaintext). ``site_tokens``:
     the configured sites' keys (site_keys.load_sites; None: no sites)."""
     site_tokens = site_tokens or SiteTokens({}, max_lifetime_secs=settings.site_token_max_lifetime_secs)
     app = web.Application(middlewares=[track_requests, cross_origin(settings.allowed_origins), error_middleware],
@@ -68,14 +69,15 @@ def create_app(settings: Settings, *, curve: ClientCurve | None = None,
         app.router.add_get(path, _static(STATIC_DIR / name))
     for name in SDK_MODULES:
         app.router.add_get(f"/sdk/{name}", _static(SDK_DIR / name, SDK_HEADERS, compress=True))
-    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve, site_tokens))
+    app.cleanup_ctx.append(lambda app: _backends(app, settings, curve, tls, site_tokens))
     app.on_shutdown.append(_going_away)
     return app
 
 
-async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None, site_tokens: SiteTokens):
-    auth_channel = grpc.aio.insecure_channel(settings.auth_address)
-    membership_channel = grpc.aio.insecure_channel(settings.membership_address)
+async def _backends(app: web.Application, settings: Settings, curve: ClientCurve | None, tls: ClientTls | None,
+                    site_tokens: SiteTokens):
+    auth_channel = aio_channel(settings.auth_address, tls)
+    membership_channel = aio_channel(settings.membership_address, tls)
     client_id = new_id("gw")
 
     def make_link(endpoint: str) -> AsyncBrokerLink:

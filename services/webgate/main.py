@@ -21,7 +21,9 @@ from aiohttp import web
 
 from chorus.common import readiness
 from chorus.common.config import join_host_port
-from chorus.common.curve import ClientCurve, KeysError
+from chorus.common.curve import ClientCurve
+from chorus.common.grpctls import ClientTls
+from chorus.common.keysdir import KeysError, service_folder
 
 from .admission import Gate, connection_budget
 from .app import create_app
@@ -57,7 +59,8 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        curve = ClientCurve.for_service(settings.keys_dir, settings.insecure_plaintext)
+        keys = service_folder(settings.keys_dir, settings.insecure_plaintext)
+        curve, tls = (ClientCurve.load(keys), ClientTls.load(keys)) if keys else (None, None)
         sites = load_sites(settings.sites, jwks_cache_secs=settings.site_jwks_cache_secs,
                            fetch_timeout_secs=settings.backend_timeout_secs)
     except (KeysError, ValueError) as exc:
@@ -65,7 +68,7 @@ async def serve(settings: Settings) -> int:
         return 2
     site_tokens = SiteTokens(sites, max_lifetime_secs=settings.site_token_max_lifetime_secs,
                              audience=settings.site_audience)
-    runner = web.AppRunner(create_app(settings, curve=curve, site_tokens=site_tokens), access_log=None,
+    runner = web.AppRunner(create_app(settings, curve=curve, tls=tls, site_tokens=site_tokens), access_log=None,
                            shutdown_timeout=settings.shutdown_grace_secs,
                            keepalive_timeout=settings.keepalive_timeout_secs)
     await runner.setup()

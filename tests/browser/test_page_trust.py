@@ -8,7 +8,7 @@ import re
 import pytest
 from browsing import Remote, join_group, open_group, post, register_and_log_in
 from chat import unique
-from generic_grpc import call_without_stubs
+from generic_grpc import backend_tls, call_without_stubs
 from playwright.sync_api import Page, expect
 
 from chorus.webgate.security import CONTENT_SECURITY_POLICY
@@ -105,6 +105,7 @@ def test_a_backends_post_is_shown_as_a_bot_even_under_a_persons_name(new_page, s
     owner.post(group, ["a word from a person"])
     # A backend posts under the very name a member has.
     call_without_stubs(f"127.0.0.1:{stack.ports['broker-grpc']}", "chorus.messages.v1.Messages", "PostMessage",
+                       tls=backend_tls(stack.keys, "billing", "messages.PostMessage"),
                        group_id=group, sender_name="Alice", text="Your invoice is ready")
 
     bot = page.locator("#messages .message", has_text="Your invoice is ready")

@@ -22,7 +22,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from chat import Api
-from chorus.common.keys import ensure_keys
+from chorus.common.grpcauth import parse_permissions
+from chorus.common.keys import ensure_keys, issue_backend
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,7 @@ class ComposeStack:
     command: list[str]
     env: dict
     ports: dict
+    backend_keys: Path  # a backend's certificate for the published gRPC port (`chorus keys --backend`)
 
     @property
     def base_url(self) -> str:
@@ -109,6 +111,7 @@ def _compose_stack(tmp_path_factory, files: list[str]) -> Iterator[ComposeStack]
     (secrets_dir / "token_key").write_text(secrets.token_hex(32))
     (secrets_dir / "db_password").write_text(secrets.token_hex(24))
     ensure_keys(secrets_dir / "keys")  # what `chorus keys secrets/keys` makes
+    backend_keys = issue_backend(secrets_dir / "keys", "tests", parse_permissions("membership.JoinGroup"))
     for path in secrets_dir.rglob("*"):  # the services run as uid 10001 and read them through bind mounts
         path.chmod(0o755 if path.is_dir() else 0o644)
     ports = {"http": free_port(), "webgate-a": free_port(), "webgate-b": free_port(),
@@ -128,7 +131,7 @@ def _compose_stack(tmp_path_factory, files: list[str]) -> Iterator[ComposeStack]
         # Every simulated person connects from this one machine (the full fault run has 200).
         "CHORUS_MAX_WEBSOCKETS_PER_ADDRESS": "1000",
     })
-    stack = ComposeStack(compose_command(), env, ports)
+    stack = ComposeStack(compose_command(), env, ports, backend_keys)
     try:
         stack.run("up", "-d", "--build", timeout=UP_TIMEOUT_SECS)
         stack.wait_healthy("webgate-a", "webgate-b", "http")

@@ -10,6 +10,7 @@ import pytest
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from chat import Person, assert_delivered_to
+from chorus.common.grpctls import ClientTls
 from generic_grpc import call_without_stubs
 
 pytestmark = pytest.mark.compose
@@ -83,6 +84,7 @@ async def test_another_backend_adds_a_member_over_grpc_and_live_pages_follow(com
 
     await asyncio.to_thread(call_without_stubs, f"127.0.0.1:{compose_stack.ports['membership']}",
                             "chorus.membership.v1.Membership", "JoinGroup",
+                            tls=ClientTls.load(compose_stack.backend_keys),
                             group_id=group["id"], account_id=bob.user["id"])
     joined = await bob_page.expect("joined", timeout=LIVE_WITHIN_SECS)
     assert joined["group"]["id"] == group["id"]

@@ -21,7 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzzing import EXAMPLES, FULL_RUN, GRPC_SERVICES, Figures, Fuzzer, assert_stack_alive, fuzz_settings, tracebacks
+from chorus.common.grpctls import channel as tls_channel
 from chorus.wire.pb import auth_pb2, membership_pb2, messages_pb2
+from generic_grpc import backend_tls
 
 TIMEOUT_SECS = 10
 CALLERS_FAULT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
@@ -42,7 +44,8 @@ CASES_PER_METHOD = EXAMPLES // (len(METHODS) + 1) + 1  # + 1: the undecodable re
 def target(fuzz_stack):
     before = tracebacks(fuzz_stack)
     fuzzer = Fuzzer(fuzz_stack, "grpcfuzz")
-    channels = {port: grpc.insecure_channel(f"127.0.0.1:{fuzz_stack.ports[port]}") for port in GRPC_SERVICES}
+    tls = backend_tls(fuzz_stack.keys)  # a backend allowed every method: the fuzzer tests what is past the gate
+    channels = {port: tls_channel(f"127.0.0.1:{fuzz_stack.ports[port]}", tls) for port in GRPC_SERVICES}
     figures = Figures("gRPC (hypothesis, via reflection)")
     yield {"channels": channels, "figures": figures,
            "known": [fuzzer.user["id"], fuzzer.group_id, fuzzer.token, fuzzer.username]}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from chorus.launcher.config import Settings, add_arguments, settings_from_args
-from chorus.launcher.plan import SERVICES, addresses, command, initial_ports, learned, page_url, services
+from chorus.launcher.plan import (SERVICES, addresses, command, initial_ports, learned, page_url, server_names,
+                                  services)
 
 
 def settings_for(argv: list[str], env: dict | None = None) -> Settings:
@@ -165,3 +166,19 @@ def test_more_than_one_broker_without_postgresql_is_refused_naming_what_to_give(
     argv = ["--brokers", "2"] + (["--database-url", database] if database else [])
     with pytest.raises(ValueError, match="--brokers 2: a cluster of brokers shares one PostgreSQL database"):
         settings_for(argv)
+
+
+def test_each_service_gets_only_its_own_keys_folder():
+    settings = settings_for(["--data-dir", "/srv/chorus"])
+    cmds = commands(settings)
+    folders = {name: flag(cmds[name], "--keys-dir") for name in SERVICES}
+    assert folders == {"auth": "/srv/chorus/keys/auth", "membership": "/srv/chorus/keys/membership",
+                       "broker": "/srv/chorus/keys/broker", "webgate": "/srv/chorus/keys/gateway"}
+
+
+def test_the_grpc_certificates_name_the_internal_address_only_when_it_is_not_loopback():
+    assert server_names(settings_for([])) == []
+    assert server_names(settings_for(["--internal-host", "0.0.0.0"])) == [], "reached on 127.0.0.1"
+    assert server_names(settings_for(["--internal-host", "::"])) == [], "reached on ::1"
+    assert server_names(settings_for(["--internal-host", "10.1.2.3"])) == ["10.1.2.3"]
+    assert server_names(settings_for(["--internal-host", "chorus.lan"])) == ["chorus.lan"]

@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chat import Api, Person, assert_delivered_to
+from chorus.common.grpctls import ClientTls, channel as tls_channel
 from conftest import free_port, wait_for_readiness
 from processes import clean_env
 
@@ -118,7 +119,7 @@ def test_a_service_that_keeps_dying_stops_the_stack_naming_it(tmp_path):
         first = service_pid(up, "membership")
         os.kill(first, signal.SIGKILL)           # death 1 of at most 1: restarted
         second = new_pid(up, "membership", first, RECOVERY_SECS)
-        assert_serving(ready["membership"], RECOVERY_SECS)  # on the same port as before
+        assert_serving(ready["membership"], tmp_path / "data" / "keys", RECOVERY_SECS)  # on the same port as before
         others = [service_pid(up, name) for name in ("auth", "broker", "webgate")]
         os.kill(second, signal.SIGKILL)          # death 2: it keeps dying
         out, err = up.communicate(timeout=EXIT_TIMEOUT_SECS)
@@ -132,9 +133,9 @@ def test_a_service_that_keeps_dying_stops_the_stack_naming_it(tmp_path):
     assert not any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in others), "the others stopped"
 
 
-def assert_serving(address: str, timeout_secs: float) -> None:
+def assert_serving(address: str, keys: Path, timeout_secs: float) -> None:
     deadline = time.monotonic() + timeout_secs
-    with grpc.insecure_channel(address) as channel:
+    with tls_channel(address, ClientTls.load(keys / "auth")) as channel:  # any of the stack's certificates
         while True:
             try:
                 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)

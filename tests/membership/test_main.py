@@ -9,12 +9,12 @@ import subprocess
 import sys
 import threading
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chorus.common import readiness
 from chorus.common.db import sqlite_url
+from chorus.common.grpctls import ClientTls, channel
 from chorus.common.keys import ensure_keys
 from chorus.membership.config import Settings
 from chorus.membership.main import run
@@ -43,12 +43,12 @@ def test_a_taken_address_is_exit_code_2_with_a_clear_message(tmp_path, capsys):
 
 
 def test_an_unsupported_database_is_exit_code_2(capsys):
-    assert run(Settings(database_url="mysql://db/chorus")) == 2
+    assert run(Settings(database_url="mysql://db/chorus", insecure_plaintext=True)) == 2
     assert "unsupported database 'mysql'" in capsys.readouterr().err
 
 
 def test_an_unreachable_database_is_exit_code_1_without_the_password(capsys):
-    assert run(Settings(database_url="postgresql://app:hunter2@127.0.0.1:1/chorus")) == 1
+    assert run(Settings(database_url="postgresql://app:hunter2@127.0.0.1:1/chorus", insecure_plaintext=True)) == 1
     err = capsys.readouterr().err
     assert "membership: cannot open database postgresql://app:***@127.0.0.1:1/chorus" in err
     assert "hunter2" not in err
@@ -87,8 +87,8 @@ def test_the_process_serves_until_sigterm(tmp_path):
         assert address.startswith("127.0.0.1:") and not address.endswith(":0")
         assert readiness.read_file(ready_file) == ready == {"service": "membership", "pid": process.pid,
                                                            "grpc": address}
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
+        with channel(address, ClientTls.load(tmp_path / "keys" / "membership")) as open_channel:
+            reply = health_pb2_grpc.HealthStub(open_channel).Check(
                 health_pb2.HealthCheckRequest(service="chorus.membership.v1.Membership"), timeout=5
             )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING

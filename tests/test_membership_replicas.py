@@ -16,13 +16,14 @@ import secrets
 import time
 
 import aiohttp
-import grpc
 import pytest
 import zmq
 from conftest import _with_search_path, free_port
+from generic_grpc import backend_tls
 from processes import Service, service_env
 
 from chat import Api, Page, Person
+from chorus.common import grpctls
 from chorus.common.curve import ClientCurve
 from chorus.common.keys import ensure_keys
 from chorus.wire.pb import broker_pb2
@@ -47,7 +48,7 @@ class ReplicaStack:
         self.started: dict[str, Service] = {}
 
     def start(self) -> None:
-        auth = self._start("auth", ["--listen", "127.0.0.1:0"])
+        auth = self._start("auth", ["--listen", "127.0.0.1:0", "--keys-dir", str(self.keys / "auth")])
         for name in ("membership-a", "membership-b"):
             self._start("membership", [
                 "--listen", "127.0.0.1:0", "--broker-seeds", ",".join(self.routers), "--auth", auth.address("grpc"),
@@ -151,7 +152,8 @@ class PageView:
 
 async def test_racing_joins_and_leaves_through_two_replicas_end_in_the_databases_state_everywhere(replicas):
     rng = random.Random(13)
-    replica = {r: pb_grpc.MembershipStub(grpc.insecure_channel(replicas.membership(r))) for r in ("a", "b")}
+    tls = backend_tls(replicas.keys, allow="membership.JoinGroup,membership.LeaveGroup,membership.IsMember")
+    replica = {r: pb_grpc.MembershipStub(grpctls.channel(replicas.membership(r), tls)) for r in ("a", "b")}
     async with aiohttp.ClientSession() as http:
         base = replicas.started["webgate"].address("http")
         api, ws_url = Api(http, base), base.replace("http", "ws") + "/ws"

@@ -3,10 +3,25 @@ replies and publications out. Shared by tests/broker's core tests."""
 
 from __future__ import annotations
 
+import itertools
+
 from chorus.broker.core import BrokerCore, Publish, Reply
 from chorus.wire.pb import broker_pb2
 
 GW = b"gw-1"
+_change_ids = itertools.count(1)
+
+
+def next_change_id() -> int:
+    """A number above every one given out before, as the membership database numbers changes."""
+    return next(_change_ids)
+
+
+def joined_groups(groups: dict[str, list[str]]) -> list[broker_pb2.GroupChanges]:
+    """Snapshot entries saying each account is in its groups (each a freshly numbered join)."""
+    return [broker_pb2.GroupChanges(group_id=g, changes=[
+        broker_pb2.LastChange(account_id=a, joined=True, change_id=next_change_id()) for a in accounts])
+        for g, accounts in groups.items()]
 
 
 class Clock:
@@ -31,14 +46,15 @@ def make_core(store, clock=None, *, memberships_loaded=True, **overrides):
 def snapshot(core, groups: dict[str, list[str]], *, snapshot_id=1, first=True, last=True, identity=GW):
     """One page of a membership snapshot, as the membership service's notifier sends it."""
     return request(core, identity, membership_snapshot=broker_pb2.MembershipSnapshot(
-        snapshot_id=snapshot_id, first=first, last=last,
-        groups=[broker_pb2.GroupMembers(group_id=g, account_ids=a) for g, a in groups.items()]))
+        snapshot_id=snapshot_id, first=first, last=last, groups=joined_groups(groups)))
 
 
-def change(core, account, group, joined=True, identity=GW):
-    """A committed membership change, as the membership service's notifier sends it."""
+def change(core, account, group, joined=True, identity=GW, change_id=None):
+    """A committed membership change, as the membership service's notifier sends it (numbered
+    after every earlier one unless ``change_id`` says otherwise)."""
     return request(core, identity, membership_change=broker_pb2.MembershipChange(
-        account_id=account, group=broker_pb2.GroupRef(id=group, name=group.title()), joined=joined))
+        account_id=account, group=broker_pb2.GroupRef(id=group, name=group.title()), joined=joined,
+        change_id=change_id or next_change_id()))
 
 
 def request(core, identity=GW, request_id=1, **kind):

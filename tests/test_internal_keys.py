@@ -109,7 +109,8 @@ def test_each_key_may_only_ask_what_its_role_may(broker, keys):
     gateway = Client(context, router, ClientCurve.load(keys / "gateway"), "gw")
     membership = Client(context, router, ClientCurve.load(keys / "membership"), "members")
     in_process = Client(context, internal, None, "messages")
-    change = broker_pb2.MembershipChange(account_id="mallory", group=broker_pb2.GroupRef(id="g1"), joined=True)
+    change = broker_pb2.MembershipChange(account_id="mallory", group=broker_pb2.GroupRef(id="g1"), joined=True,
+                                         change_id=1)
     snapshot = broker_pb2.MembershipSnapshot(snapshot_id=1, first=True, last=True)
     person = broker_pb2.Person(id="mallory", username="mallory", display_name="Mallory")
     try:

@@ -24,7 +24,12 @@ gateway, not to each member) and acked. An ack therefore means "stored";
 whoever saw the ack or the Delivery finds the message in History.
 
 A MembershipChange flushes the pending posts first, so gateways see
-deliveries and membership events in the order the broker decided them.
+deliveries and membership events in the order the broker decided them. It is
+applied (routing table, MembershipEvent on the control topic) only if it is
+newer than what the membership table holds for its (account, group): a
+repeat, or an older change a membership replica delivers late, is answered
+Done and publishes nothing, so each broker publishes a pair's changes in
+increasing number.
 History, GroupStates and MarkRead read or write the store directly (one short
 transaction each); Online answers from the routing table.
 """
@@ -237,28 +242,35 @@ class BrokerCore:
     def _membership_change(self, identity: bytes, request_id: int, change) -> list[Output]:
         _check_id(change.account_id, "account_id")
         _check_id(change.group.id, "group.id")
+        if change.change_id == 0:
+            raise BadRequest("membership_change needs its change_id (its number in commit order)")
+        done = reply(identity, request_id, done=broker_pb2.Done())
         earlier = self.flush()  # posts accepted before the change are published before its event
-        self.memberships.change(change.account_id, change.group.id, change.joined)
+        if not self.memberships.change(change.account_id, change.group.id, change.joined, change.change_id):
+            return [*earlier, done]  # a repeat, or older than what we hold: nothing changes
         if change.joined:
             self.routing.join(change.account_id, change.group.id)
         else:
             self.routing.leave(change.account_id, change.group.id)
         event = broker_pb2.MembershipEvent(
-            account_id=change.account_id, group=change.group, joined=change.joined
+            account_id=change.account_id, group=change.group, joined=change.joined, change_id=change.change_id
         )
         return [
             *earlier,
             Publish(CONTROL_TOPIC, event.SerializeToString()),
-            reply(identity, request_id, done=broker_pb2.Done()),
+            done,
         ]
 
     def _membership_snapshot(self, identity: bytes, request_id: int, snapshot) -> list[Output]:
         for group in snapshot.groups:
             _check_id(group.group_id, "groups[].group_id")
-            for account in group.account_ids:
-                _check_id(account, "groups[].account_ids[]")
+            for entry in group.changes:
+                _check_id(entry.account_id, "groups[].changes[].account_id")
+                if entry.change_id == 0:
+                    raise BadRequest("groups[].changes[].change_id must be set")
         done = self.memberships.snapshot_page(
-            snapshot.snapshot_id, ((g.group_id, g.account_ids) for g in snapshot.groups),
+            snapshot.snapshot_id,
+            ((g.group_id, ((c.account_id, c.joined, c.change_id) for c in g.changes)) for g in snapshot.groups),
             first=snapshot.first, last=snapshot.last)
         if done:
             log.info("membership table loaded: %d memberships", self.memberships.membership_count())

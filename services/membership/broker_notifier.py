@@ -12,18 +12,19 @@ Invariants:
   servicer runs on many threads). It is created and connected in ``start``, so
   a bad endpoint fails there, and is used only by that thread afterwards.
 - Changes leave in the order they were notified, one at a time: the next is
-  sent only after the broker answered ``Done`` for the previous one. So the
-  changes of one account (of every account) reach the broker in commit order,
-  given that callers notify in commit order (the servicer guarantees that).
+  sent only after the broker answered ``Done`` for the previous one. Commit
+  order is not this thread's to keep: each change carries the number the
+  database gave it (storage.py), and the broker applies a change only if it
+  is newer than what it holds for that (account, group). So changes from
+  several threads, or several membership processes, reach the same state.
 - Delivery is at least once. A change stays at the head of the outbox until
   the broker answers it; a timeout or an absent broker means "try again". A
   retry first says Hello and resends the change only once the Hello is
   answered; every attempt for one change reuses its request_id, and an answer
   to an earlier attempt that arrives meanwhile counts. So a stalled broker is
   not handed the same change over and over; a duplicate needs a reply lost
-  twice over, and the broker applies a repeated change as a no-op in its
-  routing table and republishes the event, which gateways skip for sessions
-  already in (or out of) the group.
+  twice over, and the broker answers a repeated change Done and changes
+  nothing (its number is not newer than the one it holds).
 - Nothing is dropped silently: a full outbox, a change the broker refuses as
   malformed, and whatever is left at ``close`` are each logged as an error
   naming the account and the group.
@@ -46,9 +47,10 @@ not expire us as a silent client.
 The broker checks every post against its own membership table, which only
 this notifier feeds: when a Welcome says ``fresh`` (the broker does not know
 us: first contact, or it restarted), the sender thread first sends every
-membership as a snapshot (``snapshot_source`` pages through the store, in
-pages of ``snapshot_page_size``; each page is confirmed like a change), then
-goes on with the outbox. The thread says Hello as soon as it starts, so a
+(account, group) pair's newest numbered change as a snapshot
+(``snapshot_source`` pages through the store, in pages of
+``snapshot_page_size``; each page is confirmed like a change), then goes on
+with the outbox. The thread says Hello as soon as it starts, so a
 broker gets its table right away.
 
 Throughput is one change per broker round trip (well under a millisecond on a
@@ -75,6 +77,8 @@ from chorus.common.curve import ClientCurve
 from chorus.wire.conversation import Answer, BrokerUnreachable, Malformed, UnknownGateway
 from chorus.wire.pb import broker_pb2
 
+from .storage import LastChange
+
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT_SECS",
     "DEFAULT_HEARTBEAT_SECS",
@@ -96,8 +100,8 @@ DEFAULT_HEARTBEAT_SECS = 1.0  # a restarted broker gets its snapshot within abou
 DEFAULT_CLOSE_TIMEOUT_SECS = 2.0
 DEFAULT_SNAPSHOT_PAGE_SIZE = 5000  # memberships per MembershipSnapshot page
 
-# (after (group_id, account_id) or None, limit) -> the next memberships in key order
-SnapshotSource = Callable[[tuple[str, str] | None, int], list[tuple[str, str]]]
+# (after (group_id, account_id) or None, limit) -> the next pairs' newest changes in key order
+SnapshotSource = Callable[[tuple[str, str] | None, int], list[LastChange]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,20 +112,21 @@ class Change:
     group_id: str
     group_name: str
     joined: bool
+    change_id: int  # its number in commit order (storage.py)
 
     def __str__(self) -> str:
         verb = "joined" if self.joined else "left"
-        return f"account {self.account_id} {verb} group {self.group_id} ({self.group_name!r})"
+        return f"account {self.account_id} {verb} group {self.group_id} ({self.group_name!r}), change {self.change_id}"
 
     def message(self) -> broker_pb2.MembershipChange:
-        return broker_pb2.MembershipChange(account_id=self.account_id, joined=self.joined,
+        return broker_pb2.MembershipChange(account_id=self.account_id, joined=self.joined, change_id=self.change_id,
                                            group=broker_pb2.GroupRef(id=self.group_id, name=self.group_name))
 
 
 class Notifier(Protocol):
     """What the servicer needs: hand over a committed change; stop at shutdown."""
 
-    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool) -> None: ...
+    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool, *, change_id: int) -> None: ...
 
     def close(self, timeout_secs: float = DEFAULT_CLOSE_TIMEOUT_SECS) -> None: ...
 
@@ -129,7 +134,7 @@ class Notifier(Protocol):
 class NullNotifier:
     """No broker configured (standalone use, tests): changes are not announced anywhere."""
 
-    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool) -> None:
+    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool, *, change_id: int) -> None:
         pass
 
     def close(self, timeout_secs: float = DEFAULT_CLOSE_TIMEOUT_SECS) -> None:
@@ -223,8 +228,8 @@ class BrokerNotifier:
         self._thread = threading.Thread(target=self._run, name="membership-broker-notifier", daemon=True)
         self._thread.start()
 
-    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool) -> None:
-        change = Change(account_id, group_id, group_name, joined)
+    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool, *, change_id: int) -> None:
+        change = Change(account_id, group_id, group_name, joined, change_id)
         with self._wakeup:
             if self._stop_at is not None:
                 log.error("broker notifier closed; live sessions will not hear that %s", change)
@@ -353,20 +358,21 @@ class BrokerNotifier:
                 self._pause(self._retry_pause_secs)
                 return
             last = len(rows) < self._snapshot_page_size
-            groups: dict[str, list[str]] = {}
-            for group_id, account_id in rows:
-                groups.setdefault(group_id, []).append(account_id)
+            groups: dict[str, list[broker_pb2.LastChange]] = {}
+            for row in rows:
+                groups.setdefault(row.group_id, []).append(
+                    broker_pb2.LastChange(account_id=row.account_id, joined=row.joined, change_id=row.change_id))
             page = broker_pb2.MembershipSnapshot(
                 snapshot_id=snapshot_id, first=first, last=last,
-                groups=[broker_pb2.GroupMembers(group_id=g, account_ids=a) for g, a in groups.items()])
-            if not self._deliver(_Delivery(f"a membership snapshot page ({len(rows)} memberships)",
+                groups=[broker_pb2.GroupChanges(group_id=g, changes=c) for g, c in groups.items()])
+            if not self._deliver(_Delivery(f"a membership snapshot page ({len(rows)} pairs)",
                                            {"membership_snapshot": page})):
                 return  # stopping
             sent += len(rows)
             if last:
-                log.info("sent the broker at %s every membership (%d)", self.router_endpoint, sent)
+                log.info("sent the broker at %s every pair's newest change (%d)", self.router_endpoint, sent)
                 return
-            after, first = rows[-1], False
+            after, first = (rows[-1].group_id, rows[-1].account_id), False
 
     def _wait_after(self, state: RetryCallState) -> float:
         return self._retry_pause_secs if state.outcome.exception().pause else 0.0

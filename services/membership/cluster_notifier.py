@@ -8,9 +8,10 @@ The live brokers are asked of the seeds (and then of any known broker) every
 ``poll_secs`` (the ``Cluster`` request); a broker that appears gets a notifier
 (whose first Welcome is fresh, so it is sent a snapshot read from the database
 after the notifier was added: no change committed meanwhile is missed by it),
-and one that left the cluster loses its notifier. Changes are handed to every
-notifier in commit order, each of which keeps that order; a broker that
-hears a change twice applies it once.
+and one that left the cluster loses its notifier. Every change carries its
+number in commit order, so a broker that hears a change twice, or hears
+another membership replica's later change first, applies only the newest
+(broker_pb2.MembershipChange).
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ class ClusterNotifier:
         self._thread = threading.Thread(target=self._watch, name="membership-cluster", daemon=True)
         self._thread.start()
 
-    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool) -> None:
+    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool, *, change_id: int) -> None:
         with self._lock:
             for notifier in self._notifiers.values():
-                notifier.notify(account_id, group_id, group_name, joined)
+                notifier.notify(account_id, group_id, group_name, joined, change_id=change_id)
 
     def pending(self) -> int:
         with self._lock:

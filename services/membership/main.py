@@ -61,7 +61,7 @@ def run(settings: Settings) -> int:
         if settings.broker_router is not None or settings.broker_seeds:
             def make_notifier(router: str) -> BrokerNotifier:
                 return BrokerNotifier(router, max_queued_changes=settings.broker_max_queued_changes,
-                                      snapshot_source=store.memberships_page, curve=curve)
+                                      snapshot_source=store.last_changes_page, curve=curve)
             if settings.broker_seeds:  # a cluster: every live broker, learnt from the seeds
                 broker_notifier = ClusterNotifier(list(settings.broker_seeds), make_notifier, curve=curve)
             else:

@@ -5,14 +5,13 @@ maps the domain errors (see errors.py) to a gRPC status in one table
 (chorus.common.grpcerrors: anything else is logged and answered INTERNAL).
 
 Every committed change of who is in a group (CreateGroup's owner, JoinGroup
-and LeaveGroup with ``changed``) is handed to the injected notifier, which
-tells the broker so live sessions follow it, whoever called us. Invariant:
-one account's changes reach the notifier in the order they were committed.
-The store call and the hand-over run under a lock per account (striped:
-accounts share ``_ACCOUNT_LOCK_STRIPES`` locks), so a join and a leave of the
-same account racing on two threads cannot be announced in the wrong order.
-``notify`` never blocks, so the lock is held for the transaction only. (Two
-membership processes on one database do not share these locks.)
+and LeaveGroup with ``changed``) is handed to the injected notifier with the
+number the store gave it in its transaction, which tells the broker so live
+sessions follow it, whoever called us. Order of hand-over does not matter:
+brokers and gateways apply a pair's change only if its number is higher than
+the last they applied (storage.py), so racing calls on this process's threads,
+or on several membership processes sharing the database, end in the
+committed state everywhere.
 
 CreateGroup's owner and JoinGroup's account must be accounts auth knows
 (accounts.py), checked before the transaction. Lists come a page at a time;
@@ -23,7 +22,6 @@ the last (sort_key, id), the member list's the last (joined_at, account_id).
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 
 import grpc
@@ -54,7 +52,6 @@ DEFAULT_DIRECTORY_PAGE_SIZE = 200  # ListGroups with limit 0
 MAX_DIRECTORY_PAGE_SIZE = 1000  # larger limits are capped, not refused
 MAX_MEMBER_PAGE_SIZE = 1000  # ListGroupMembers' default and cap: what one auth GetAccounts call takes
 INTERNAL_ERROR_DETAILS = "internal error in the membership service"
-_ACCOUNT_LOCK_STRIPES = 64
 
 # Looked up along the exception's MRO, so GroupFull and TooManyGroups share LimitReached's status.
 _STATUS_BY_ERROR: dict[type[MembershipError], grpc.StatusCode] = {
@@ -86,39 +83,31 @@ class MembershipServicer(pb_grpc.MembershipServicer):
         self._store = store
         self._accounts = accounts
         self._notifier = notifier or NullNotifier()
-        self._account_locks = [threading.Lock() for _ in range(_ACCOUNT_LOCK_STRIPES)]
 
-    def _ordered(self, account_id: str) -> threading.Lock:
-        """The lock that orders ``account_id``'s commits and announcements (see module doc)."""
-        return self._account_locks[hash(account_id) % _ACCOUNT_LOCK_STRIPES]
-
-    def _announce(self, account_id: str, info: GroupInfo, *, joined: bool) -> None:
-        self._notifier.notify(account_id, info.id, info.name, joined)
+    def _announce(self, account_id: str, info: GroupInfo, *, joined: bool, change_id: int) -> None:
+        self._notifier.notify(account_id, info.id, info.name, joined, change_id=change_id)
 
     @_reports_errors
     def CreateGroup(self, request: pb.CreateGroupRequest, context) -> pb.CreateGroupResponse:
         self._accounts.require(request.owner_id, field="owner_id")
-        with self._ordered(request.owner_id):
-            info = self._store.create_group(request.owner_id, request.name)
-            self._announce(info.owner_id, info, joined=True)
+        info, change_id = self._store.create_group(request.owner_id, request.name)
+        self._announce(info.owner_id, info, joined=True, change_id=change_id)
         return pb.CreateGroupResponse(group=_group(info))
 
     @_reports_errors
     def JoinGroup(self, request: pb.JoinGroupRequest, context) -> pb.JoinGroupResponse:
         self._accounts.require(request.account_id, field="account_id")
-        with self._ordered(request.account_id):
-            info, changed = self._store.join(request.group_id, request.account_id)
-            if changed:
-                self._announce(request.account_id, info, joined=True)
-        return pb.JoinGroupResponse(group=_group(info), changed=changed)
+        info, change_id = self._store.join(request.group_id, request.account_id)
+        if change_id is not None:
+            self._announce(request.account_id, info, joined=True, change_id=change_id)
+        return pb.JoinGroupResponse(group=_group(info), changed=change_id is not None)
 
     @_reports_errors
     def LeaveGroup(self, request: pb.LeaveGroupRequest, context) -> pb.LeaveGroupResponse:
-        with self._ordered(request.account_id):
-            info, changed = self._store.leave(request.group_id, request.account_id)
-            if changed:
-                self._announce(request.account_id, info, joined=False)
-        return pb.LeaveGroupResponse(group=_group(info), changed=changed)
+        info, change_id = self._store.leave(request.group_id, request.account_id)
+        if change_id is not None:
+            self._announce(request.account_id, info, joined=False, change_id=change_id)
+        return pb.LeaveGroupResponse(group=_group(info), changed=change_id is not None)
 
     @_reports_errors
     def ListUserGroups(self, request: pb.ListUserGroupsRequest, context) -> pb.ListUserGroupsResponse:

@@ -21,6 +21,15 @@ Invariants:
 - Pages are keyset pages: the directory continues after a (sort_key, id)
   pair, member lists after a (joined_at, account_id) pair, so a page never
   repeats or skips an entry that stayed put while someone paged, however deep.
+- Every membership change (create's owner, a join, a leave) is numbered in
+  its own transaction: ``membership_changes`` holds each (group, account)
+  pair's newest change, left ones included, under a fresh id from the
+  table's sequence (PostgreSQL BIGSERIAL; SQLite AUTOINCREMENT, never
+  reused). The id is drawn after the group's row lock is taken (SQLite:
+  inside its single writer), so among one group's changes, and so among one
+  pair's, a higher id was committed later, whichever replica of this service
+  made it. Brokers and gateways apply a change only if it is newer than what
+  they hold for the pair, so any delivery order ends in the committed state.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, and_, case, delete, func, or_, tuple_
+from sqlalchemy import BigInteger, DateTime, Integer, UniqueConstraint, and_, case, delete, func, or_, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
@@ -58,7 +67,7 @@ from chorus.membership.validation import (
     sort_key,
 )
 
-__all__ = ["GroupInfo", "DirectoryPage", "MemberPage", "MembershipStore", "SCHEMA", "migrate"]
+__all__ = ["GroupInfo", "DirectoryPage", "LastChange", "MemberPage", "MembershipStore", "SCHEMA", "migrate"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,7 +94,21 @@ class MembershipRow(SQLModel, table=True):
     joined_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
-SCHEMA = Schema("membership", [GroupRow.__table__, MembershipRow.__table__])
+class ChangeRow(SQLModel, table=True):
+    """The newest change of one (group, account) pair, numbered in commit order (module doc)."""
+
+    __tablename__ = "membership_changes"
+    __table_args__ = (UniqueConstraint("group_id", "account_id"), {"sqlite_autoincrement": True})
+
+    # BIGINT on PostgreSQL; SQLite autoincrements only an INTEGER primary key (64-bit there anyway).
+    id: int | None = Field(default=None, primary_key=True,
+                           sa_type=BigInteger().with_variant(Integer(), "sqlite"))
+    group_id: str = Field(foreign_key="chat_groups.id", ondelete="CASCADE", max_length=MAX_ID_CHARS)
+    account_id: str = Field(max_length=MAX_ID_CHARS)
+    joined: bool
+
+
+SCHEMA = Schema("membership", [GroupRow.__table__, MembershipRow.__table__, ChangeRow.__table__])
 
 
 def migrate(engine: Engine) -> None:
@@ -99,6 +122,16 @@ class GroupInfo:
     name: str
     owner_id: str
     member_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LastChange:
+    """A pair's newest committed change: what a broker's membership snapshot is made of."""
+
+    group_id: str
+    account_id: str
+    joined: bool
+    change_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +176,9 @@ class MembershipStore:
         self._sort_key = GroupRow.sort_key.collate("C") if is_postgres else GroupRow.sort_key
 
     @_database_errors
-    def create_group(self, owner_id: str, name: str) -> GroupInfo:
-        """A new group named ``name`` with ``owner_id`` as its first member."""
+    def create_group(self, owner_id: str, name: str) -> tuple[GroupInfo, int]:
+        """A new group named ``name`` with ``owner_id`` as its first member; with the number of
+        the owner's join."""
         owner_id = check_id(owner_id, field="owner_id")
         name = group_name(name)
         key = name_key(name)
@@ -156,6 +190,7 @@ class MembershipStore:
                                      owner_id=owner_id, created_at=now))
                 session.flush()  # the group row must exist before the membership that points at it
                 session.add(MembershipRow(group_id=group_id, account_id=owner_id, joined_at=now))
+                change_id = _number_change(session, group_id, owner_id, joined=True)
                 session.commit()
             except IntegrityError:
                 session.rollback()
@@ -163,31 +198,34 @@ class MembershipStore:
                 if taken is not None:
                     raise GroupNameTaken(name, taken) from None
                 raise
-        return GroupInfo(id=group_id, name=name, owner_id=owner_id, member_count=1)
+        return GroupInfo(id=group_id, name=name, owner_id=owner_id, member_count=1), change_id
 
     @_database_errors
-    def join(self, group_id: str, account_id: str) -> tuple[GroupInfo, bool]:
-        """Add ``account_id`` to the group; ``changed`` is False when it was already a member."""
+    def join(self, group_id: str, account_id: str) -> tuple[GroupInfo, int | None]:
+        """Add ``account_id`` to the group; with the change's number, or None when it was
+        already a member (nothing changed)."""
         group_id = check_id(group_id, field="group_id")
         account_id = check_id(account_id, field="account_id")
         with Session(self._engine) as session:
             head = self._head(session, group_id, lock=True)
-            changed = False
+            change_id = None
             if not self._is_member(session, group_id, account_id):
                 self._check_group_room(session, group_id)
                 self._check_account_room(session, account_id)
                 session.add(MembershipRow(group_id=group_id, account_id=account_id, joined_at=_now()))
                 try:
+                    change_id = _number_change(session, group_id, account_id, joined=True)
                     session.commit()
-                    changed = True
                 except IntegrityError:
                     # A simultaneous join of the same account won the primary key: already a member.
                     session.rollback()
-            return self._info(session, head), changed
+                    change_id = None
+            return self._info(session, head), change_id
 
     @_database_errors
-    def leave(self, group_id: str, account_id: str) -> tuple[GroupInfo, bool]:
-        """Remove ``account_id`` from the group; ``changed`` is False when it was not a member."""
+    def leave(self, group_id: str, account_id: str) -> tuple[GroupInfo, int | None]:
+        """Remove ``account_id`` from the group; with the change's number, or None when it was
+        not a member (nothing changed)."""
         group_id = check_id(group_id, field="group_id")
         account_id = check_id(account_id, field="account_id")
         with Session(self._engine) as session:
@@ -197,8 +235,9 @@ class MembershipStore:
                     MembershipRow.group_id == group_id, MembershipRow.account_id == account_id
                 )
             )
+            change_id = _number_change(session, group_id, account_id, joined=False) if result.rowcount else None
             session.commit()
-            return self._info(session, head), result.rowcount > 0
+            return self._info(session, head), change_id
 
     @_database_errors
     def get_group(self, group_id: str) -> GroupInfo:
@@ -235,15 +274,17 @@ class MembershipStore:
             )
 
     @_database_errors
-    def memberships_page(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
-        """Every (group_id, account_id), a page at a time in key order after ``after`` (None:
-        from the start): what the broker's membership snapshot is read from."""
-        query = select(MembershipRow.group_id, MembershipRow.account_id)
+    def last_changes_page(self, after: tuple[str, str] | None, limit: int) -> list[LastChange]:
+        """Every pair's newest change (left ones too), a page at a time in (group_id,
+        account_id) order after ``after`` (None: from the start): what the broker's membership
+        snapshot is read from. Pages may be read at different moments: each entry is true as of
+        its own number, which is all a broker needs to merge it (module doc)."""
+        query = select(ChangeRow.group_id, ChangeRow.account_id, ChangeRow.joined, ChangeRow.id)
         if after is not None:
-            query = query.where(tuple_(MembershipRow.group_id, MembershipRow.account_id) > after)
-        query = query.order_by(MembershipRow.group_id, MembershipRow.account_id).limit(limit)
+            query = query.where(tuple_(ChangeRow.group_id, ChangeRow.account_id) > after)
+        query = query.order_by(ChangeRow.group_id, ChangeRow.account_id).limit(limit)
         with Session(self._engine) as session:
-            return [(group_id, account_id) for group_id, account_id in session.exec(query).all()]
+            return [LastChange(*row) for row in session.exec(query).all()]
 
     @_database_errors
     def member_page(self, group_id: str, limit: int,
@@ -354,3 +395,13 @@ class MembershipStore:
         ).one()
         if count >= self._max_groups_per_account:
             raise TooManyGroups(self._max_groups_per_account)
+
+
+def _number_change(session: Session, group_id: str, account_id: str, *, joined: bool) -> int:
+    """Record a change of the pair as its newest, under a new number (see the module doc:
+    the caller holds the group's row lock, or is creating the group)."""
+    session.exec(delete(ChangeRow).where(ChangeRow.group_id == group_id, ChangeRow.account_id == account_id))
+    row = ChangeRow(group_id=group_id, account_id=account_id, joined=joined)
+    session.add(row)
+    session.flush()
+    return row.id

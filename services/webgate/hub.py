@@ -8,9 +8,12 @@ The parts, one job each:
 The hub wires them: it is the publications' sink (``deliver``, ``membership_event``),
 registers sessions with the broker, and applies membership events.
 
-Membership events are applied by one worker task (``run_events``), in the
-order the broker published them, so a quick join-then-leave can never end up
-joined.
+Membership events are applied by one worker task (``run_events``), one at a
+time, and only when they are news (membership_order.ChangeOrder): an event
+whose change number is not higher than the last applied for its (account,
+group) is a repeat (several brokers publish each change) or older than what
+the pages already show, and is skipped. So a quick join-then-leave ends left
+whichever order the brokers' events arrive in.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .catchup import catch_up
 from .errors import ApiError
 from .fanout import FanOut
 from .frames import encode, text_frame
+from .membership_order import ChangeOrder
 from .sessions import LocalSessions, Session
 
 __all__ = ["Hub"]
@@ -41,6 +45,7 @@ class Hub:
         # what register took, however often it is called.
         self._registered: set[Session] = set()
         self._events: asyncio.Queue[broker_pb2.MembershipEvent] = asyncio.Queue()
+        self._order = ChangeOrder()
 
     # the publications' sink ----------------------------------------------------
 
@@ -83,6 +88,8 @@ class Hub:
             return
         self._registered.discard(session)
         self.sessions.detach(session)
+        if not self.sessions.of_account(session.account_id):
+            self._order.forget(session.account_id)
         self._unsubscribe(self.sessions.release(session.groups))
         try:
             await self.broker.close_session(session.id)
@@ -108,14 +115,22 @@ class Hub:
 
     async def run_events(self) -> None:
         while True:
-            event = await self._events.get()
-            try:
-                if event.joined:
-                    await self._joined(event)
-                else:
-                    self._left(event)
-            except ApiError as exc:
-                log.warning("membership event for %s not applied: %s", event.account_id, exc)
+            await self._apply(await self._events.get())
+
+    async def _apply(self, event: broker_pb2.MembershipEvent) -> None:
+        account, group = event.account_id, event.group.id
+        if not self.sessions.of_account(account) or not self._order.is_news(account, group, event.change_id):
+            return  # no page of that account here, a repeat, or older than what its pages show
+        try:
+            if event.joined:
+                await self._joined(event)
+            else:
+                self._left(event)
+        except ApiError as exc:  # not recorded: the same change from another broker may still apply
+            log.warning("membership event for %s not applied: %s", event.account_id, exc)
+            return
+        if self.sessions.of_account(account):  # its last page may have gone while we waited
+            self._order.applied(account, group, event.change_id)
 
     async def _joined(self, event: broker_pb2.MembershipEvent) -> None:
         group = event.group

@@ -6,6 +6,7 @@ import threading
 import pytest
 import zmq
 
+from brokercore import next_change_id
 from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore, migrate
@@ -79,7 +80,8 @@ class Gateway:
     def open(self, session_id, account, groups):
         for g in groups:  # what the membership service tells the broker when the account joins
             self.request(membership_change=broker_pb2.MembershipChange(
-                account_id=account, group=broker_pb2.GroupRef(id=g, name=g), joined=True))
+                account_id=account, group=broker_pb2.GroupRef(id=g, name=g), joined=True,
+                change_id=next_change_id()))
         for g in groups:
             self.sub.subscribe(group_topic(g))
         nonce = f"{account}-{session_id}".encode()

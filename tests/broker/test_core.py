@@ -6,7 +6,7 @@ runs the storage-facing behaviour against the real MessageStore.
 
 import pytest
 
-from brokercore import (GW, Clock, accept, acks_of, deliveries_of, hello, make_core, open_session, post,
+from brokercore import (GW, next_change_id, Clock, accept, acks_of, deliveries_of, hello, make_core, open_session, post,
                         reply_of, request)
 from chorus.broker.core import BrokerCore, Publish, Reply
 from chorus.broker.errors import StoreUnavailable
@@ -78,13 +78,13 @@ def test_garbage_envelopes_get_a_failure_and_the_broker_keeps_serving(core):
 def test_membership_change_updates_routing_and_tells_every_gateway(core):
     open_session(core, "s1", "alice", ["g1"])
     out = request(core, membership_change=broker_pb2.MembershipChange(
-        account_id="alice", group=broker_pb2.GroupRef(id="g2", name="Two"), joined=True))
+        account_id="alice", group=broker_pb2.GroupRef(id="g2", name="Two"), joined=True, change_id=next_change_id()))
     [event] = [o for o in out if isinstance(o, Publish)]
     assert event.topic == CONTROL_TOPIC
     assert broker_pb2.MembershipEvent.FromString(event.payload).group.name == "Two"
     assert reply_of(post(core, "s1", "g2", "now I can")).posted.seq == 1
     request(core, membership_change=broker_pb2.MembershipChange(
-        account_id="alice", group=broker_pb2.GroupRef(id="g2", name="Two"), joined=False))
+        account_id="alice", group=broker_pb2.GroupRef(id="g2", name="Two"), joined=False, change_id=next_change_id()))
     assert reply_of(post(core, "s1", "g2", "gone")).failure.code == broker_pb2.Failure.NOT_MEMBER
 
 
@@ -197,7 +197,8 @@ def test_membership_change_publishes_earlier_posts_before_its_event(core):
     open_session(core, "s1", "alice", ["g1"])
     accept(core, "s1", "g1", "before leaving", request_id=5)
     out = request(core, request_id=6, membership_change=broker_pb2.MembershipChange(
-        account_id="alice", group=broker_pb2.GroupRef(id="g1", name="One"), joined=False))
+        account_id="alice", group=broker_pb2.GroupRef(id="g1", name="One"), joined=False,
+        change_id=next_change_id()))
     topics = [o.topic for o in out if isinstance(o, Publish)]
     assert topics == [group_topic("g1"), CONTROL_TOPIC]
     assert acks_of(out)[5].posted.seq == 1 and acks_of(out)[6].WhichOneof("kind") == "done"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from brokercore import joined_groups
 from chorus.broker.core import BrokerCore, Publish, Reply
 from chorus.broker.posting import PendingPost
 from chorus.broker.storage import MessageStore, migrate
@@ -24,7 +25,7 @@ def new_core(store) -> BrokerCore:
     send(core, hello=broker_pb2.Hello(gateway_id="gw"))
     send(core, membership_snapshot=broker_pb2.MembershipSnapshot(  # what the membership service says
         snapshot_id=1, first=True, last=True,
-        groups=[broker_pb2.GroupMembers(group_id=g, account_ids=["u_alice"]) for g in ("g1", "g2")]))
+        groups=joined_groups({g: ["u_alice"] for g in ("g1", "g2")})))
     person = broker_pb2.Person(id="u_alice", username="alice", display_name="Alice")
     send(core, open_session=broker_pb2.OpenSession(session_id="s1", account=person, group_ids=["g1", "g2"]))
     return core

@@ -132,7 +132,7 @@ def post(stub, group_id, text, name="Billing"):
 
 def test_a_backend_post_is_delivered_on_the_group_topic_and_listed(broker):
     stub, _, groups, router, pub, context = broker
-    group = groups.create_group("u_owner", "Accounts")
+    group, _ = groups.create_group("u_owner", "Accounts")
     listener = Listener(context, router, pub, group.id)
     posted = post(stub, group.id, "invoice 42 paid")
     assert (posted.group_id, posted.seq) == (group.id, 1) and posted.ts_ms > 0
@@ -148,7 +148,7 @@ def test_a_backend_post_is_delivered_on_the_group_topic_and_listed(broker):
 
 def test_list_messages_pages_both_ways_capped_by_the_broker(broker):
     stub, _, groups, *_ = broker
-    group = groups.create_group("u_owner", "Paging")
+    group, _ = groups.create_group("u_owner", "Paging")
     for i in range(1, 9):
         assert post(stub, group.id, f"m{i}").seq == i
 
@@ -169,7 +169,7 @@ def test_unknown_group_is_not_found_and_bad_input_is_invalid_argument(broker):
         post(stub, "g_nope", "hello")
     with refused_with(grpc.StatusCode.NOT_FOUND):
         stub.ListMessages(pb.ListMessagesRequest(group_id="g_nope"), timeout=TIMEOUT_SECS)
-    group = groups.create_group("u_owner", "Checks")
+    group, _ = groups.create_group("u_owner", "Checks")
     with refused_with(grpc.StatusCode.INVALID_ARGUMENT, "blank"):
         post(stub, group.id, "   ")
     with refused_with(grpc.StatusCode.INVALID_ARGUMENT, "sender_name"):
@@ -181,7 +181,7 @@ def test_unknown_group_is_not_found_and_bad_input_is_invalid_argument(broker):
 
 def test_concurrent_backend_posts_get_distinct_gap_free_seqs(broker):
     stub, _, groups, *_ = broker
-    group = groups.create_group("u_owner", "Busy")
+    group, _ = groups.create_group("u_owner", "Busy")
     seqs, errors = [], []
 
     def worker(n):
@@ -202,7 +202,7 @@ def test_health_and_reflection(broker):
     _, channel, groups, *_ = broker
     assert_serving(channel, SERVICE_NAME)
     call, request_class = method_without_stubs(channel, SERVICE_NAME, "PostMessage")
-    group = groups.create_group("u_owner", "Generic")
+    group, _ = groups.create_group("u_owner", "Generic")
     assert call(request_class(group_id=group.id, sender_name="Bot", text="via reflection"),
                 timeout=TIMEOUT_SECS).seq == 1
 
@@ -220,7 +220,7 @@ def test_the_service_says_hello_again_after_the_broker_forgot_it(tmp_path, membe
     address, groups = membership
     with running_broker(tmp_path, address, gateway_timeout_secs=0.2) as (channel, *_):
         stub = pb_grpc.MessagesStub(channel)
-        group = groups.create_group("u_owner", "Quiet")
+        group, _ = groups.create_group("u_owner", "Quiet")
         assert post(stub, group.id, "first").seq == 1
         time.sleep(0.5)  # silent past the timeout: the broker expires the service's DEALER
         assert post(stub, group.id, "after a pause").seq == 2
@@ -228,7 +228,7 @@ def test_the_service_says_hello_again_after_the_broker_forgot_it(tmp_path, membe
 
 def test_a_backend_retrying_with_its_key_stores_the_message_once(broker):
     stub, _, groups, router, pub, context = broker
-    group = groups.create_group("u_owner", "Billing room")
+    group, _ = groups.create_group("u_owner", "Billing room")
     listener = Listener(context, router, pub, group.id)
     request = pb.PostMessageRequest(group_id=group.id, sender_name="Billing", text="invoice 7 paid",
                                     idempotency_key="invoice-7")

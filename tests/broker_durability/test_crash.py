@@ -11,6 +11,7 @@ import time
 import pytest
 import zmq
 
+from brokercore import joined_groups
 from chorus.wire.pb import broker_pb2
 from conftest import free_port
 from processes import Service, service_env
@@ -73,7 +74,7 @@ def tell_memberships(context, router: str, accounts: list[str]) -> None:
     try:
         reply = membership.request(membership_snapshot=broker_pb2.MembershipSnapshot(
             snapshot_id=1, first=True, last=True,
-            groups=[broker_pb2.GroupMembers(group_id=g, account_ids=accounts) for g in GROUPS]))
+            groups=joined_groups({g: accounts for g in GROUPS})))
         assert reply.WhichOneof("kind") == "done"
     finally:
         membership.close()

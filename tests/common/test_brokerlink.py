@@ -11,6 +11,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from brokercore import joined_groups
 from chorus.broker.core import BrokerCore
 from chorus.broker.server import BrokerServer
 from chorus.broker.storage import MessageStore, migrate
@@ -45,7 +46,7 @@ def _membership_snapshot(router: str, account: str, group: str) -> None:
     link = ThreadBrokerLink(zmq.Context.instance(), router, client_id=f"membership-{time.monotonic_ns()}",
                             timeout_secs=5)
     try:
-        groups = [broker_pb2.GroupMembers(group_id=group, account_ids=[account])]
+        groups = joined_groups({group: [account]})
         link.request(time.monotonic() + 5, "done", membership_snapshot=broker_pb2.MembershipSnapshot(
             snapshot_id=1, first=True, last=True, groups=groups))
     finally:

@@ -322,9 +322,11 @@ def test_a_full_outbox_refuses_new_changes_loudly_and_the_rpc_still_succeeds(tmp
 class RecordingNotifier(NullNotifier):
     def __init__(self) -> None:
         self.changes: list[tuple[str, str, str, bool]] = []
+        self.change_ids: list[int] = []
 
-    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool) -> None:
+    def notify(self, account_id: str, group_id: str, group_name: str, joined: bool, *, change_id: int) -> None:
         self.changes.append((account_id, group_id, group_name, joined))
+        self.change_ids.append(change_id)
 
 
 class Context:
@@ -354,6 +356,7 @@ def test_the_servicer_announces_only_committed_changes(tmp_path, accounts):
         ("u_ann", group.id, "General", True),
         ("u_ann", group.id, "General", False),
     ]
+    assert notifier.change_ids == sorted(set(notifier.change_ids)), "numbered in commit order"
     engine.dispose()
 
 
@@ -385,10 +388,10 @@ def test_an_endpoint_zeromq_refuses_fails_at_start():
 
 def test_a_notifier_that_never_started_logs_what_it_was_given(caplog):
     notifier = BrokerNotifier(unused_router_endpoint())
-    notifier.notify("u_ann", "g_1", "General", False)
+    notifier.notify("u_ann", "g_1", "General", False, change_id=1)
     with caplog.at_level(logging.ERROR, logger="chorus.membership.broker_notifier"):
         notifier.close()
-        notifier.notify("u_bob", "g_1", "General", True)
+        notifier.notify("u_bob", "g_1", "General", True, change_id=2)
     assert "account u_ann left group g_1 ('General')" in caplog.text
     assert "closed; live sessions will not hear that account u_bob joined group g_1" in caplog.text
 
@@ -407,12 +410,12 @@ def test_a_broker_that_does_not_know_us_gets_every_membership_first(tmp_path, br
     engine = create_db_engine(sqlite_url(tmp_path, "members"))
     migrate(engine)
     store = MembershipStore(engine)
-    notifier = BrokerNotifier(router, snapshot_source=store.memberships_page, snapshot_page_size=2,
+    notifier = BrokerNotifier(router, snapshot_source=store.last_changes_page, snapshot_page_size=2,
                               retry_pause_secs=0.05)
     notifier.start()
     try:
-        first = store.create_group("u_ann", "First")
-        second = store.create_group("u_bob", "Second")
+        first, _ = store.create_group("u_ann", "First")
+        second, _ = store.create_group("u_bob", "Second")
         for account in ("u_cid", "u_dee"):
             store.join(first.id, account)
         running = broker(router=router).start()  # came up after the memberships were made

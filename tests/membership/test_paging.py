@@ -59,15 +59,15 @@ def test_the_directory_finds_one_group_among_5000_and_pages_through_all_without_
 
 def test_500_groups_named_to_sort_first_no_longer_hide_the_others(store, engine):
     seed_groups(engine, [f"!xx{n:03d}" for n in range(500)], prefix="x")
-    garden = store.create_group(OWNER, "Gardening")
+    garden, _ = store.create_group(OWNER, "Gardening")
     assert garden.id not in [info.id for info, _ in store.directory(None, 200)], "the first page is theirs"
     assert [info.id for info, _ in store.directory_page(None, 200, query="garden").entries] == [garden.id]
     assert garden.id in walk_directory(store, 200), "and paging reaches it"
 
 
 def test_a_search_ignores_case_and_look_alikes_and_percent_signs_are_plain_text(store):
-    paypal = store.create_group(OWNER, "PayPal support")
-    fifty = store.create_group(OWNER, "50% off")
+    paypal, _ = store.create_group(OWNER, "PayPal support")
+    fifty, _ = store.create_group(OWNER, "50% off")
     assert [info.id for info, _ in store.directory_page(None, 10, query="paypaI").entries] == [paypal.id]
     assert [info.id for info, _ in store.directory_page(None, 10, query="%").entries] == [fifty.id]
     assert store.directory_page(None, 10, query="_").entries == []
@@ -84,7 +84,7 @@ def test_a_page_continues_after_its_last_group_even_if_groups_come_and_go(store)
 
 
 def test_the_member_list_of_a_big_group_pages_without_repeats_or_gaps(store, engine):
-    group = store.create_group(OWNER, "Big")
+    group, _ = store.create_group(OWNER, "Big")
     accounts = [f"u_{n:05d}" for n in range(2500)]
     seed_members(engine, group.id, accounts)
     walked, after, pages = [], None, 0
@@ -100,7 +100,7 @@ def test_the_member_list_of_a_big_group_pages_without_repeats_or_gaps(store, eng
 
 
 def test_is_member_answers_for_one_account_and_refuses_an_unknown_group(store):
-    group = store.create_group(OWNER, "General")
+    group, _ = store.create_group(OWNER, "General")
     assert store.is_member(group.id, OWNER) and not store.is_member(group.id, "u_other")
     with pytest.raises(GroupNotFound):
         store.is_member("g_missing", OWNER)

@@ -26,7 +26,7 @@ def names(infos: list[GroupInfo]) -> list[str]:
 
 
 def test_created_group_has_its_owner_as_only_member(store):
-    group = store.create_group(OWNER, "  General  ")
+    group, _ = store.create_group(OWNER, "  General  ")
     assert group == GroupInfo(id=group.id, name="General", owner_id=OWNER, member_count=1)
     assert group.id.startswith("g_")
     assert store.members_of(group.id) == [OWNER]
@@ -36,7 +36,7 @@ def test_created_group_has_its_owner_as_only_member(store):
 
 @pytest.mark.parametrize("second", ["general", "GENERAL", "  General ", "gEnErAl"])
 def test_group_names_are_unique_ignoring_case(store, second):
-    first = store.create_group(OWNER, "General")
+    first, _ = store.create_group(OWNER, "General")
     with pytest.raises(GroupNameTaken, match="already exists"):
         store.create_group("u_other", second)
     assert store.directory(None, 10) == [(first, False)]
@@ -44,28 +44,28 @@ def test_group_names_are_unique_ignoring_case(store, second):
 
 
 def test_join_is_idempotent(store):
-    group = store.create_group(OWNER, "General")
+    group, _ = store.create_group(OWNER, "General")
     joined, changed = store.join(group.id, "u_ann")
-    assert changed is True and joined.member_count == 2
+    assert changed is not None and joined.member_count == 2
     again, changed = store.join(group.id, "u_ann")
-    assert changed is False and again.member_count == 2
+    assert changed is None and again.member_count == 2
     assert store.members_of(group.id) == [OWNER, "u_ann"]
 
 
 def test_leave_is_idempotent(store):
-    group = store.create_group(OWNER, "General")
+    group, _ = store.create_group(OWNER, "General")
     store.join(group.id, "u_ann")
     left, changed = store.leave(group.id, "u_ann")
-    assert changed is True and left.member_count == 1
+    assert changed is not None and left.member_count == 1
     again, changed = store.leave(group.id, "u_ann")
-    assert changed is False and again.member_count == 1
+    assert changed is None and again.member_count == 1
     _, changed = store.leave(group.id, "u_never_joined")
-    assert changed is False
+    assert changed is None
     assert store.members_of(group.id) == [OWNER]
 
 
 def test_a_group_outlives_its_owner_leaving(store):
-    group = store.create_group(OWNER, "General")
+    group, _ = store.create_group(OWNER, "General")
     emptied, changed = store.leave(group.id, OWNER)
     assert changed and emptied.member_count == 0
     assert store.members_of(group.id) == []
@@ -76,7 +76,7 @@ def test_a_group_outlives_its_owner_leaving(store):
 def test_groups_of_lists_only_the_accounts_groups_by_name_ignoring_case(store):
     for name in ["gamma", "Alpha", "beta", "Delta"]:
         store.create_group(OWNER, name)
-    other = store.create_group("u_other", "aardvark")
+    other, _ = store.create_group("u_other", "aardvark")
     mine = store.groups_of(OWNER)
     assert names(mine) == ["Alpha", "beta", "Delta", "gamma"]
     assert all(info.member_count == 1 for info in mine)
@@ -91,9 +91,9 @@ def test_groups_of_an_unknown_account_is_empty(store):
 
 
 def test_directory_marks_the_groups_the_viewer_joined(store):
-    general = store.create_group(OWNER, "general")
-    random_ = store.create_group(OWNER, "random")
-    books = store.create_group("u_other", "books")
+    general, _ = store.create_group(OWNER, "general")
+    random_, _ = store.create_group(OWNER, "random")
+    books, _ = store.create_group("u_other", "books")
     store.join(random_.id, "u_ann")
     entries = store.directory("u_ann", 10)
     assert [(info.name, info.member_count, joined) for info, joined in entries] == [
@@ -166,28 +166,28 @@ def test_invalid_input_is_rejected(store, operation):
 
 def test_a_full_group_refuses_new_members_but_not_existing_ones(make_store):
     store = make_store(max_members_per_group=2)
-    group = store.create_group(OWNER, "small")
+    group, _ = store.create_group(OWNER, "small")
     store.join(group.id, "u_ann")
     with pytest.raises(GroupFull, match="group has reached 2 members"):
         store.join(group.id, "u_bob")
-    assert store.join(group.id, "u_ann") == (store.get_group(group.id), False)
+    assert store.join(group.id, "u_ann") == (store.get_group(group.id), None)
     store.leave(group.id, "u_ann")
-    assert store.join(group.id, "u_bob")[1] is True
+    assert store.join(group.id, "u_bob")[1] is not None
     assert store.members_of(group.id) == [OWNER, "u_bob"]
 
 
 def test_an_account_cannot_create_or_join_past_its_group_limit(make_store):
     store = make_store(max_groups_per_account=2)
-    first = store.create_group(OWNER, "one")
+    first, _ = store.create_group(OWNER, "one")
     store.create_group(OWNER, "two")
     with pytest.raises(TooManyGroups, match="at most 2 groups"):
         store.create_group(OWNER, "three")
-    elsewhere = store.create_group("u_other", "elsewhere")
+    elsewhere, _ = store.create_group("u_other", "elsewhere")
     with pytest.raises(TooManyGroups):
         store.join(elsewhere.id, OWNER)
     assert names(store.groups_of(OWNER)) == ["one", "two"]
     store.leave(first.id, OWNER)
-    assert store.join(elsewhere.id, OWNER)[1] is True
+    assert store.join(elsewhere.id, OWNER)[1] is not None
 
 
 def test_limits_below_one_are_refused(engine):
@@ -196,15 +196,15 @@ def test_limits_below_one_are_refused(engine):
 
 
 def test_simultaneous_joins_of_one_account_add_it_once(store):
-    group = store.create_group(OWNER, "busy")
+    group, _ = store.create_group(OWNER, "busy")
     outcomes = run_together(8, lambda _: store.join(group.id, "u_ann"))
-    assert [changed for _, changed in outcomes].count(True) == 1, outcomes
+    assert [changed is not None for _, changed in outcomes].count(True) == 1, outcomes
     assert store.members_of(group.id) == [OWNER, "u_ann"]
     assert store.get_group(group.id).member_count == 2
 
 
 def test_simultaneous_joins_of_many_accounts_are_all_counted(store):
-    group = store.create_group(OWNER, "busy")
+    group, _ = store.create_group(OWNER, "busy")
     outcomes = run_together(16, lambda i: store.join(group.id, f"u_{i}"))
     assert all(changed for _, changed in outcomes), outcomes
     assert store.get_group(group.id).member_count == 17
@@ -213,9 +213,9 @@ def test_simultaneous_joins_of_many_accounts_are_all_counted(store):
 
 def test_simultaneous_creates_of_one_name_have_one_winner(store):
     outcomes = run_together(8, lambda i: store.create_group(f"u_{i}", "Race"))
-    winners = [outcome for outcome in outcomes if isinstance(outcome, GroupInfo)]
+    winners = [outcome[0] for outcome in outcomes if isinstance(outcome, tuple)]
     assert len(winners) == 1, outcomes
-    assert all(isinstance(outcome, GroupNameTaken) for outcome in outcomes if outcome not in winners)
+    assert all(isinstance(outcome, GroupNameTaken) for outcome in outcomes if not isinstance(outcome, tuple))
     assert store.directory(None, 10) == [(winners[0], False)]
 
 
@@ -225,6 +225,7 @@ def test_postgres_tables_live_in_the_test_schema(postgres_engine, postgres_schem
     assert set(inspect(postgres_engine).get_table_names(schema=postgres_schema)) == {
         "chat_groups",
         "group_members",
+        "membership_changes",
         "alembic_version_membership",
     }
 
@@ -238,15 +239,66 @@ def test_unreachable_database_is_reported_as_unavailable():
         engine.dispose()
 
 
-def test_every_membership_pages_out_in_key_order_for_the_brokers_snapshot(store):
-    first = store.create_group(OWNER, "First")
-    second = store.create_group("u_zed", "Second")
+def test_every_pairs_newest_change_pages_out_in_key_order_for_the_brokers_snapshot(store):
+    first, _ = store.create_group(OWNER, "First")
+    second, _ = store.create_group("u_zed", "Second")
     for account in ("u_b", "u_a", "u_c"):
         store.join(first.id, account)
-    store.leave(first.id, "u_c")
+    _, left = store.leave(first.id, "u_c")
     everything, after = [], None
-    while page := store.memberships_page(after, 2):
+    while page := store.last_changes_page(after, 2):
         assert len(page) <= 2
         everything += page
-        after = page[-1]
-    assert everything == sorted({(first.id, a) for a in (OWNER, "u_a", "u_b")} | {(second.id, "u_zed")})
+        after = (page[-1].group_id, page[-1].account_id)
+    assert [(c.group_id, c.account_id, c.joined) for c in everything] == sorted(
+        {(first.id, a, True) for a in (OWNER, "u_a", "u_b")} | {(first.id, "u_c", False), (second.id, "u_zed", True)})
+    assert [c.change_id for c in everything if c.account_id == "u_c"] == [left], "the leave, not the join"
+
+
+def test_every_change_gets_a_higher_number_than_the_ones_committed_before(store):
+    group, created = store.create_group(OWNER, "General")
+    numbers = [created]
+    for _ in range(3):
+        numbers.append(store.join(group.id, "u_ann")[1])
+        numbers.append(store.leave(group.id, "u_ann")[1])
+    assert numbers == sorted(set(numbers)), numbers
+    assert store.join(group.id, OWNER)[1] is None, "no change, no number"
+
+
+def test_racing_joins_and_leaves_of_one_pair_are_numbered_in_commit_order(store):
+    """What several membership replicas do to one person: whatever interleaving the database
+    chose, the highest number is the state it ended in."""
+    group, _ = store.create_group(OWNER, "busy")
+    outcomes = run_together(16, lambda i: (store.join if i % 2 else store.leave)(group.id, "u_ann"))
+    numbered = [changed for _, changed in outcomes if changed is not None]
+    assert len(numbered) == len(set(numbered))
+    [newest] = [c for c in store.last_changes_page(None, 100) if c.account_id == "u_ann"] or [None]
+    is_member = "u_ann" in store.members_of(group.id)
+    if newest is None:
+        assert not numbered and not is_member
+    else:
+        assert newest.change_id == max(numbered) and newest.joined == is_member
+
+
+def test_memberships_made_before_changes_were_numbered_become_numbered_joins(engine):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    from chorus.common.migrations import upgrade
+    from chorus.membership.storage import SCHEMA
+
+    upgrade(engine, SCHEMA, revision="0002")
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO chat_groups (id, name, name_key, sort_key, owner_id, created_at) "
+                                "VALUES ('g_old', 'Old', 'old', 'old', :owner, :now)"), {"owner": OWNER, "now": now})
+        for account in (OWNER, "u_ann"):
+            connection.execute(text("INSERT INTO group_members (group_id, account_id, joined_at) "
+                                    "VALUES ('g_old', :account, :now)"), {"account": account, "now": now})
+    migrate(engine)
+    store = MembershipStore(engine)
+    before = store.last_changes_page(None, 10)
+    assert [(c.group_id, c.account_id, c.joined) for c in before] == [("g_old", "u_ann", True), ("g_old", OWNER, True)]
+    _, left = store.leave("g_old", "u_ann")
+    assert left > max(c.change_id for c in before), "new numbers continue above the backfilled ones"

@@ -166,12 +166,9 @@ async def test_join_and_leave_events_apply_to_every_session_of_that_account_in_o
     tab1 = await live(hub, session("s1", "alice", []))
     tab2 = await live(hub, session("s2", "alice", []))
     other = await live(hub, session("s3", "bob", []))
-    group = broker_pb2.GroupRef(id="g9", name="Nine")
-    hub.membership_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
-    hub.membership_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=False))
-    hub.membership_event(broker_pb2.MembershipEvent(account_id="alice", group=group, joined=True))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    for number, joined in ((1, True), (2, False), (3, True)):
+        hub.membership_event(event("alice", "g9", joined, number))
+    await settle()
     for tab in (tab1, tab2):
         assert [f["op"] for f in tab.transport.frames] == ["joined", "left", "joined"]
         assert "g9" in tab.groups
@@ -180,6 +177,69 @@ async def test_join_and_leave_events_apply_to_every_session_of_that_account_in_o
     await hub.unregister(tab1)
     await hub.unregister(tab2)
     assert hub.broker.subscribed == set(), "the last holder gave the subscription back"
+
+
+def event(account, group, joined, change_id):
+    return broker_pb2.MembershipEvent(account_id=account, group=broker_pb2.GroupRef(id=group, name=group.title()),
+                                      joined=joined, change_id=change_id)
+
+
+async def settle():
+    for _ in range(20):  # the events worker applies what was queued
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("arrivals", [
+    [(5, True), (6, False)],
+    [(6, False), (5, True)],                                     # another broker's copy of 5 comes late
+    [(5, True), (6, False), (5, True), (6, False), (5, True)],   # three brokers, interleaved
+    [(6, False), (6, False), (5, True), (5, True)],
+])
+async def test_a_racing_join_and_leave_end_left_whatever_order_the_brokers_events_arrive_in(hub, arrivals):
+    """Two membership replicas committed a join (5) then a leave (6) of alice; every broker
+    publishes both, so her page hears each once per broker, in any interleaving."""
+    page = await live(hub, session("s1", "alice", ["g1"]))
+    for number, joined in arrivals:
+        hub.membership_event(event("alice", "g7", joined, number))
+    await settle()
+    assert "g7" not in page.groups, arrivals
+    ops = [f["op"] for f in page.transport.frames]
+    assert ops in (["joined", "left"], []), f"{arrivals}: the page saw {ops}"
+    assert hub.broker.subscribed == {"g1"}, "g7's subscription, if taken, was given back"
+
+
+async def test_a_repeat_of_the_newest_change_is_not_shown_twice(hub):
+    page = await live(hub, session("s1", "alice", []))
+    for _ in range(3):  # one copy per broker
+        hub.membership_event(event("alice", "g7", True, 4))
+    await settle()
+    assert [f["op"] for f in page.transport.frames] == ["joined"]
+    assert "g7" in page.groups
+
+
+async def test_a_join_the_broker_could_not_confirm_may_come_again_from_another_broker(hub):
+    page = await live(hub, session("s1", "alice", []))
+    hub.broker.failing_sync = True
+    hub.membership_event(event("alice", "g7", True, 4))
+    await settle()
+    assert page.transport.frames == []
+    hub.broker.failing_sync = False
+    hub.membership_event(event("alice", "g7", True, 4))  # the same change, published by another broker
+    await settle()
+    assert [f["op"] for f in page.transport.frames] == ["joined"]
+
+
+async def test_change_numbers_are_kept_only_while_the_account_has_a_page_here(hub):
+    tab1 = await live(hub, session("s1", "alice", []))
+    tab2 = await live(hub, session("s2", "alice", []))
+    hub.membership_event(event("alice", "g7", True, 4))
+    hub.membership_event(event("bob", "g7", True, 5))  # no page of bob's here: nothing to keep
+    await settle()
+    assert hub._order.accounts() == 1
+    await hub.unregister(tab1)
+    assert hub._order.accounts() == 1, "alice still has a tab"
+    await hub.unregister(tab2)
+    assert hub._order.accounts() == 0
 
 
 async def test_live_messages_held_during_a_resume_come_after_it_without_duplicates(hub):

@@ -110,14 +110,16 @@ class Post(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., group_id: _Optional[str] = ..., text: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class MembershipChange(_message.Message):
-    __slots__ = ("account_id", "group", "joined")
+    __slots__ = ("account_id", "group", "joined", "change_id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     JOINED_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     group: GroupRef
     joined: bool
-    def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...
+    change_id: int
+    def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ..., change_id: _Optional[int] = ...) -> None: ...
 
 class MembershipSnapshot(_message.Message):
     __slots__ = ("snapshot_id", "first", "last", "groups")
@@ -128,16 +130,26 @@ class MembershipSnapshot(_message.Message):
     snapshot_id: int
     first: bool
     last: bool
-    groups: _containers.RepeatedCompositeFieldContainer[GroupMembers]
-    def __init__(self, snapshot_id: _Optional[int] = ..., first: _Optional[bool] = ..., last: _Optional[bool] = ..., groups: _Optional[_Iterable[_Union[GroupMembers, _Mapping]]] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[GroupChanges]
+    def __init__(self, snapshot_id: _Optional[int] = ..., first: _Optional[bool] = ..., last: _Optional[bool] = ..., groups: _Optional[_Iterable[_Union[GroupChanges, _Mapping]]] = ...) -> None: ...
 
-class GroupMembers(_message.Message):
-    __slots__ = ("group_id", "account_ids")
+class GroupChanges(_message.Message):
+    __slots__ = ("group_id", "changes")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
-    ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
     group_id: str
-    account_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, group_id: _Optional[str] = ..., account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    changes: _containers.RepeatedCompositeFieldContainer[LastChange]
+    def __init__(self, group_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[LastChange, _Mapping]]] = ...) -> None: ...
+
+class LastChange(_message.Message):
+    __slots__ = ("account_id", "joined", "change_id")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    joined: bool
+    change_id: int
+    def __init__(self, account_id: _Optional[str] = ..., joined: _Optional[bool] = ..., change_id: _Optional[int] = ...) -> None: ...
 
 class GroupRef(_message.Message):
     __slots__ = ("id", "name")
@@ -322,11 +334,13 @@ class Delivery(_message.Message):
     def __init__(self, group_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ms: _Optional[int] = ..., sender: _Optional[_Union[Person, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
 
 class MembershipEvent(_message.Message):
-    __slots__ = ("account_id", "group", "joined")
+    __slots__ = ("account_id", "group", "joined", "change_id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     JOINED_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     group: GroupRef
     joined: bool
-    def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...
+    change_id: int
+    def __init__(self, account_id: _Optional[str] = ..., group: _Optional[_Union[GroupRef, _Mapping]] = ..., joined: _Optional[bool] = ..., change_id: _Optional[int] = ...) -> None: ...

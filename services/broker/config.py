@@ -39,7 +39,7 @@ DEFAULT_TICK_SECS = 0.5
 DEFAULT_BACKEND_TIMEOUT_SECS = 5.0
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_GRACE_SECS = 5.0
-DEFAULT_HAND_OVER_SECS = 1.0
+DEFAULT_HAND_OVER_SECS = 10.0
 _SQLITE_NAME = "broker"  # -> broker.db in the data directory
 
 
@@ -117,7 +117,8 @@ class Settings:
     )] = DEFAULT_RENEW_SECS
     hand_over_secs: Annotated[NonNegativeFloat, Setting(
         "--hand-over-secs", "CHORUS_BROKER_HAND_OVER_SECS",
-        "cluster: on SIGTERM, after handing the groups over, keep redirecting requests this long",
+        "cluster: on SIGTERM, after handing the groups over, keep redirecting requests until none "
+        "came for a second, at most this long",
     )] = DEFAULT_HAND_OVER_SECS
     keys_dir: Annotated[OptionalPath, KEYS_DIR] = None
     insecure_plaintext: Annotated[bool, INSECURE_PLAINTEXT] = False

@@ -100,6 +100,7 @@ class BrokerCore:
         self.memberships = MembershipTable()
         self._store = store
         self.cluster = cluster
+        self.redirected_at: float | None = None  # the last post answered MOVED while leaving
         self._posts = PostBatcher(store, wall_clock_ms=wall_clock_ms,
                                   ownership=cluster.ownership if cluster else None,
                                   cluster=cluster.tables if cluster else None)
@@ -362,6 +363,7 @@ class BrokerCore:
         if self.cluster is None:
             return
         if self.cluster.leaving:
+            self.redirected_at = self._monotonic()
             raise _moved(group_id, self.cluster.moved_to(group_id))
         where = self.cluster.ownership.route(group_id)
         if isinstance(where, MovedTo):

@@ -40,6 +40,7 @@ __all__ = ["BrokerServer", "zmq_endpoint"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000  # messages drained from one socket per poll round, so neither starves
+HAND_OVER_QUIET_SECS = 1.0  # after a hand-over, this long without a request and the gateways have moved on
 
 
 def zmq_endpoint(endpoint: str) -> str:
@@ -103,15 +104,16 @@ class BrokerServer:
         next_tick = time.monotonic()  # tick at once: a cluster member heartbeats before its first post
         timeout_ms = int(self._tick_secs * 1000)
         left_at = None
-        while left_at is None or time.monotonic() - left_at < self._hand_over_secs:
+        while left_at is None or not self._handed_over(left_at, self.core.redirected_at):
             if left_at is None and should_stop():
                 # Hand over: store what was accepted, give the groups back, tell the gateways; then
-                # keep answering (MOVED) for hand_over_secs, so requests already on their way
-                # are redirected rather than lost with the connection.
+                # keep answering (MOVED) until the requests stop coming (at most hand_over_secs),
+                # so requests already on their way are redirected rather than lost with the
+                # connection, however long the gateways take to hear of it.
                 self._send(self.core.leave())
                 left_at = time.monotonic()
                 continue
-            ready = dict(poller.poll(timeout_ms))
+            ready = dict(poller.poll(timeout_ms if left_at is None else int(HAND_OVER_QUIET_SECS * 250)))
             if self.xpub in ready:
                 self._drain_subscriptions()
             if self.router in ready:
@@ -121,6 +123,14 @@ class BrokerServer:
                 self._send(self.core.tick())
                 next_tick = time.monotonic() + self._tick_secs
         self._send(self.core.flush())
+
+    def _handed_over(self, left_at: float, redirected_at: float | None) -> bool:
+        """Done redirecting: hand_over_secs are up, or no post needed redirecting for HAND_OVER_QUIET_SECS
+        (heartbeats and cluster queries go on until the clients drop us: they do not count)."""
+        now = time.monotonic()
+        quiet_since = left_at if redirected_at is None else max(left_at, redirected_at)
+        return now - left_at >= self._hand_over_secs or now - quiet_since >= min(HAND_OVER_QUIET_SECS,
+                                                                                 self._hand_over_secs)
 
     def close(self) -> None:
         self.router.close()

@@ -160,8 +160,10 @@ def test_a_broker_that_leaves_hands_its_groups_over_and_redirects_what_arrives_m
     info = broker_pb2.ClusterInfo.FromString(
         next(o for o in goodbye if isinstance(o, Publish) and o.topic == CLUSTER_TOPIC).payload)
     assert [n.name for n in info.nodes] == [name(two)], "gateways are told at once"
+    assert one.redirected_at is None
     redirected = reply_of(post(one, "s1", group, "late")).failure
     assert redirected.code == MOVED and redirected.moved_to == name(two)
+    assert one.redirected_at == one.clock.now, "the driver keeps redirecting while posts still come"
 
     renew(two)
     assert reply_of(post(two, "s1", group, "second")).posted.seq == 2, "no wait for a lease to run out"

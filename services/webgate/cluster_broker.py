@@ -39,7 +39,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 from chorus.common.brokerlink import AsyncBrokerLink
 from chorus.wire.cluster import ClusterMap, Node
 from chorus.wire.conversation import (BrokerProblem, BrokerUnreachable, ConnectionLost, Moved, NotReady,
-                                      StoreUnavailable)
+                                      StoreUnavailable, UnknownSession)
 from chorus.wire.pb import broker_pb2
 from chorus.wire.topics import group_topic
 
@@ -243,8 +243,8 @@ class ClusterBroker:
                 hint[:] = [exc.moved_to]
                 return True
             hint.clear()
-            if isinstance(exc, (Moved, NotReady, _NoOwner, BrokerUnreachable)):
-                return True  # nothing was done
+            if isinstance(exc, (Moved, NotReady, _NoOwner, BrokerUnreachable, UnknownSession)):
+                return True  # nothing was done (a broker that just joined may not have our sessions yet)
             return bool(idempotency_key) and isinstance(exc, (ConnectionLost, StoreUnavailable))
 
         async def attempt() -> broker_pb2.Posted:

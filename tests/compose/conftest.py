@@ -94,9 +94,10 @@ def compose_stack(tmp_path_factory) -> Iterator[ComposeStack]:
     yield from _compose_stack(tmp_path_factory, ["compose.yaml", "tests/compose/compose.test.yaml"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def compose_cluster_stack(tmp_path_factory) -> Iterator[ComposeStack]:
-    """The same with compose.cluster.yaml: three brokers sharing the groups."""
+    """The same with compose.cluster.yaml: three brokers sharing the groups (for one module, so
+    it never runs beside the other stack)."""
     yield from _compose_stack(tmp_path_factory, ["compose.yaml", "compose.cluster.yaml",
                                                  "tests/compose/compose.test.yaml"])
 

@@ -77,33 +77,6 @@ async def test_a_fault_loses_nothing_acknowledged_and_pages_match_history(fault,
             compose_stack.wait_healthy(name)
 
 
-# The same faults' kind on compose.cluster.yaml (three brokers): a broker's groups move to the
-# others and back when it returns; docs/reliability.md, "Faults on a cluster of brokers".
-CLUSTER_FAULTS = {
-    "cluster: kill -9 broker-2": lambda stack: kill_9(stack, "broker-2"),
-    f"cluster: stop broker-3 {DOWN_SECS:g} s": lambda stack: stop_for(stack, "broker-3", DOWN_SECS),
-}
-
-
-@pytest.mark.parametrize("fault", list(CLUSTER_FAULTS))
-async def test_a_brokers_fault_on_a_cluster_loses_nothing_acknowledged(fault, compose_cluster_stack,
-                                                                        compose_cluster_api):
-    stack = compose_cluster_stack
-    crowd = await Crowd.gather(compose_cluster_api, stack.ws_url("http"),
-                               people=PEOPLE, groups=GROUPS, per_person=PER_PERSON)
-    for _ in range(RUNS):
-        tally = await crowd.run(fault, CLUSTER_FAULTS[fault](stack), rate=RATE, senders=SENDERS,
-                                before_secs=2.0, after_secs=3.0, recovery_limit_secs=RECOVERY_LIMIT_SECS)
-        _report(tally.row())
-        assert tally.acked > 0, tally
-        assert tally.lost == 0, f"acknowledged messages lost: {tally}"
-        assert (tally.missing_on_pages, tally.extra_on_pages) == (0, 0), f"pages differ from history: {tally}"
-        if fault.startswith("cluster: stop"):
-            assert tally.failed_posts == 0, f"a broker's planned stop refused posts: {tally}"
-        for name in ("webgate-a", "webgate-b", "http"):
-            stack.wait_healthy(name)
-
-
 def _report(row: dict) -> None:
     path = os.environ.get("CHORUS_FAULT_REPORT")
     if path:

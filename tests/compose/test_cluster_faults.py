@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 from faultload import Crowd
-from test_faults import (DOWN_SECS, GROUPS, PEOPLE, PER_PERSON, RATE, RECOVERY_LIMIT_SECS, RUNS, SENDERS, _report,
-                         kill_9, stop_for)
+from composefaults import (DOWN_SECS, GROUPS, PEOPLE, PER_PERSON, RATE, RECOVERY_LIMIT_SECS, RUNS, SENDERS, kill_9,
+                           report, stop_for)
 
 pytestmark = pytest.mark.compose
 
@@ -30,7 +30,7 @@ async def test_a_brokers_fault_on_a_cluster_loses_nothing_acknowledged(fault, co
     for _ in range(RUNS):
         tally = await crowd.run(fault, CLUSTER_FAULTS[fault](stack), rate=RATE, senders=SENDERS,
                                 before_secs=2.0, after_secs=3.0, recovery_limit_secs=RECOVERY_LIMIT_SECS)
-        _report(tally.row())
+        report(tally.row())
         assert tally.acked > 0, tally
         assert tally.lost == 0, f"acknowledged messages lost: {tally}"
         assert (tally.missing_on_pages, tally.extra_on_pages) == (0, 0), f"pages differ from history: {tally}"
